@@ -1,0 +1,1 @@
+//! Benchmarks that cross crates; see `benches/benches/` and BENCHMARKS.md.

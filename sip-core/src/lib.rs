@@ -1,0 +1,1 @@
+//! sip-core: zero-copy SIP parser (being written).

@@ -1,0 +1,1 @@
+//! sip-dispatch: under construction; see README.md.

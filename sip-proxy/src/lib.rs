@@ -1,0 +1,1 @@
+//! sip-proxy: under construction; see README.md.

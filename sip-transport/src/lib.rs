@@ -1,0 +1,1 @@
+//! sip-transport: under construction; see README.md.
