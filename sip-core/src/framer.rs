@@ -1,0 +1,1 @@
+//! Stream framing of SIP messages over TCP, TLS and WebSocket (being written).
