@@ -110,7 +110,9 @@ mod tests {
     fn reliability_and_ports() {
         assert!(!Transport::Udp.is_reliable());
         assert!(Transport::Tcp.is_reliable() && Transport::Ws.is_reliable());
-        assert!(Transport::Tls.is_secure() && Transport::Wss.is_secure() && !Transport::Tcp.is_secure());
+        assert!(
+            Transport::Tls.is_secure() && Transport::Wss.is_secure() && !Transport::Tcp.is_secure()
+        );
         assert_eq!(Transport::Tls.default_port(), 5061);
         assert_eq!(Transport::Udp.default_port(), 5060);
     }

@@ -1,0 +1,428 @@
+//! Building the messages a proxy originates: responses to requests (RFC 3261 §8.2.6),
+//! OPTIONS probes, CANCEL (§9.1) and the ACK for a non-2xx final response (§17.1.1.3).
+//!
+//! Everything is written directly into one output buffer (numbers with `itoa`), without
+//! intermediate `String`s.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use sip_core::{Message, builder::ResponseBuilder};
+//! let req = Message::parse(Bytes::from_static(
+//!     b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+//!       Max-Forwards: 0\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\n\
+//!       Call-ID: c1\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n",
+//! )).unwrap();
+//! let resp = ResponseBuilder::new(&req, 483, "Too Many Hops").to_tag(b"lb1").build();
+//! let resp = Message::parse(resp).unwrap();
+//! assert_eq!(resp.status_code(), Some(483));
+//! assert_eq!(resp.to_tag(), Some(&b"lb1"[..]));
+//! assert_eq!(resp.cseq(), Some((7, sip_core::Method::Invite)));
+//! ```
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::header::HeaderName;
+use crate::message::Message;
+use crate::method::Method;
+use crate::transport::Transport;
+
+/// A small writer over `BytesMut` for message text.
+struct Out<'a>(&'a mut BytesMut);
+
+impl Out<'_> {
+    #[inline]
+    fn put(&mut self, b: &[u8]) -> &mut Self {
+        self.0.put_slice(b);
+        self
+    }
+    #[inline]
+    fn num(&mut self, n: impl itoa::Integer) -> &mut Self {
+        let mut b = itoa::Buffer::new();
+        self.0.put_slice(b.format(n).as_bytes());
+        self
+    }
+    #[inline]
+    fn header(&mut self, name: &[u8], value: &[u8]) -> &mut Self {
+        self.put(name).put(b": ").put(value).put(b"\r\n")
+    }
+}
+
+/// Builds a response to a request (RFC 3261 §8.2.6): copies every Via (in order), From,
+/// To (adding a tag when it has none, except for 100 Trying), Call-ID and CSeq, and for a
+/// 100 Trying the Timestamp (§8.2.6.1); adds the extra headers given and Content-Length.
+#[derive(Debug)]
+pub struct ResponseBuilder<'a> {
+    req: &'a Message,
+    code: u16,
+    reason: &'a str,
+    to_tag: Option<&'a [u8]>,
+    extra: smallvec::SmallVec<[(&'a [u8], &'a [u8]); 4]>,
+    retry_after: Option<u32>,
+    body: Option<(&'a [u8], &'a [u8])>,
+}
+
+impl<'a> ResponseBuilder<'a> {
+    /// A response with this status code and reason phrase to `req`.
+    pub fn new(req: &'a Message, code: u16, reason: &'a str) -> Self {
+        ResponseBuilder {
+            req,
+            code,
+            reason,
+            to_tag: None,
+            extra: smallvec::SmallVec::new(),
+            retry_after: None,
+            body: None,
+        }
+    }
+
+    /// The tag to add to To when the request's To has none (ignored for 100 Trying and when
+    /// To already has a tag).
+    pub fn to_tag(mut self, tag: &'a [u8]) -> Self {
+        self.to_tag = Some(tag);
+        self
+    }
+
+    /// Adds a header line.
+    pub fn header(mut self, name: &'a [u8], value: &'a [u8]) -> Self {
+        self.extra.push((name, value));
+        self
+    }
+
+    /// Adds `Retry-After: seconds`.
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Sets a body with its Content-Type.
+    pub fn body(mut self, content_type: &'a [u8], body: &'a [u8]) -> Self {
+        self.body = Some((content_type, body));
+        self
+    }
+
+    /// Writes the response at the end of `buf`.
+    pub fn write_into(&self, buf: &mut BytesMut) {
+        let req = self.req;
+        buf.reserve(req.headers_end() + 128 + self.body.map_or(0, |b| b.1.len()));
+        let mut o = Out(buf);
+        o.put(b"SIP/2.0 ")
+            .num(self.code)
+            .put(b" ")
+            .put(self.reason.as_bytes())
+            .put(b"\r\n");
+        for h in req.headers() {
+            match h.name {
+                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                    o.header(h.name.as_str().as_bytes(), h.value);
+                }
+                HeaderName::To => {
+                    o.put(b"To: ").put(h.value);
+                    if self.code > 100
+                        && req.to_tag().is_none()
+                        && let Some(tag) = self.to_tag
+                    {
+                        o.put(b";tag=").put(tag);
+                    }
+                    o.put(b"\r\n");
+                }
+                HeaderName::Timestamp if self.code == 100 => {
+                    o.header(b"Timestamp", h.value);
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = self.retry_after {
+            o.put(b"Retry-After: ").num(s).put(b"\r\n");
+        }
+        for (n, v) in &self.extra {
+            o.header(n, v);
+        }
+        match self.body {
+            Some((ct, body)) => {
+                o.header(b"Content-Type", ct);
+                o.put(b"Content-Length: ")
+                    .num(body.len())
+                    .put(b"\r\n\r\n")
+                    .put(body);
+            }
+            None => {
+                o.put(b"Content-Length: 0\r\n\r\n");
+            }
+        }
+    }
+
+    /// The response.
+    pub fn build(&self) -> Bytes {
+        let mut b = BytesMut::new();
+        self.write_into(&mut b);
+        b.freeze()
+    }
+}
+
+/// The parts of a Via header value a proxy writes for itself.
+#[derive(Clone, Copy, Debug)]
+pub struct ViaParts<'a> {
+    /// The transport of the hop.
+    pub transport: Transport,
+    /// The sent-by host (an IPv6 address with brackets).
+    pub host: &'a [u8],
+    /// The sent-by port.
+    pub port: u16,
+    /// The branch (starting with `z9hG4bK`).
+    pub branch: &'a [u8],
+    /// Add an empty `rport` parameter (RFC 3581).
+    pub rport: bool,
+}
+
+impl ViaParts<'_> {
+    /// Writes `SIP/2.0/UDP host:port;branch=...[;rport]` at the end of `buf`.
+    pub fn write_into(&self, buf: &mut BytesMut) {
+        let mut o = Out(buf);
+        o.put(b"SIP/2.0/")
+            .put(self.transport.via_token().as_bytes())
+            .put(b" ")
+            .put(self.host)
+            .put(b":")
+            .num(self.port)
+            .put(b";branch=")
+            .put(self.branch);
+        if self.rport {
+            o.put(b";rport");
+        }
+    }
+}
+
+/// An OPTIONS request probing a destination (what Kamailio's dispatcher sends to check
+/// that a destination is alive).
+#[derive(Clone, Copy, Debug)]
+pub struct OptionsProbe<'a> {
+    /// Request-URI and To URI (the destination's URI).
+    pub target: &'a [u8],
+    /// From URI (`ping_from`).
+    pub from: &'a [u8],
+    /// From tag.
+    pub from_tag: &'a [u8],
+    /// Call-ID.
+    pub call_id: &'a [u8],
+    /// CSeq number.
+    pub cseq: u32,
+    /// Our Via.
+    pub via: ViaParts<'a>,
+    /// User-Agent value, if any.
+    pub user_agent: Option<&'a [u8]>,
+}
+
+impl OptionsProbe<'_> {
+    /// Writes the request at the end of `buf`.
+    pub fn write_into(&self, buf: &mut BytesMut) {
+        buf.reserve(256 + 2 * self.target.len() + self.from.len() + self.call_id.len());
+        Out(buf)
+            .put(b"OPTIONS ")
+            .put(self.target)
+            .put(b" SIP/2.0\r\nVia: ");
+        self.via.write_into(buf);
+        let mut o = Out(buf);
+        o.put(b"\r\nMax-Forwards: 70\r\nFrom: <")
+            .put(self.from)
+            .put(b">;tag=")
+            .put(self.from_tag)
+            .put(b"\r\nTo: <")
+            .put(self.target)
+            .put(b">\r\nCall-ID: ")
+            .put(self.call_id)
+            .put(b"\r\nCSeq: ")
+            .num(self.cseq)
+            .put(b" OPTIONS\r\n");
+        if let Some(ua) = self.user_agent {
+            o.header(b"User-Agent", ua);
+        }
+        o.put(b"Content-Length: 0\r\n\r\n");
+    }
+
+    /// The request.
+    pub fn build(&self) -> Bytes {
+        let mut b = BytesMut::new();
+        self.write_into(&mut b);
+        b.freeze()
+    }
+}
+
+/// Writes the start line and the headers a CANCEL and a non-2xx ACK share with the INVITE.
+fn write_invite_derived(invite: &Message, method: &[u8], to_value: &[u8], buf: &mut BytesMut) {
+    let uri = invite.request_uri().unwrap_or_default();
+    buf.reserve(invite.headers_end() + 64);
+    let mut o = Out(buf);
+    o.put(method).put(b" ").put(uri).put(b" SIP/2.0\r\n");
+    if let Some((_, span)) = invite.top_via_span() {
+        o.header(b"Via", invite.slice(span));
+    }
+    for h in invite.headers_named(HeaderName::Route) {
+        o.header(b"Route", h.value);
+    }
+    o.put(b"Max-Forwards: 70\r\n");
+    if let Some(from) = invite.header(HeaderName::From) {
+        o.header(b"From", from);
+    }
+    o.header(b"To", to_value);
+    if let Some(cid) = invite.call_id() {
+        o.header(b"Call-ID", cid);
+    }
+    let n = invite.cseq().map_or(0, |c| c.0);
+    o.put(b"CSeq: ").num(n).put(b" ").put(method).put(b"\r\n");
+    o.put(b"Content-Length: 0\r\n\r\n");
+}
+
+/// The CANCEL for an INVITE as we sent it (RFC 3261 §9.1): same Request-URI, Call-ID, From,
+/// To, CSeq number and Route set, one Via equal to the INVITE's top Via.
+pub fn cancel_for(invite: &Message) -> Bytes {
+    let mut b = BytesMut::new();
+    let to = invite.header(HeaderName::To).unwrap_or_default();
+    write_invite_derived(invite, b"CANCEL", to, &mut b);
+    b.freeze()
+}
+
+/// The ACK for a non-2xx final response to an INVITE as we sent it (RFC 3261 §17.1.1.3):
+/// the INVITE's Request-URI, Call-ID, From, CSeq number, Route set and top Via, and the To
+/// of the response (with its tag).
+pub fn ack_for(invite: &Message, response: &Message) -> Bytes {
+    let mut b = BytesMut::new();
+    let to = response
+        .header(HeaderName::To)
+        .or_else(|| invite.header(HeaderName::To))
+        .unwrap_or_default();
+    write_invite_derived(invite, b"ACK", to, &mut b);
+    b.freeze()
+}
+
+/// True when `m` is an INVITE (convenience for callers building CANCEL/ACK).
+pub fn is_invite(m: &Message) -> bool {
+    m.method() == Some(Method::Invite)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invite() -> Message {
+        Message::parse(Bytes::from_static(
+            b"INVITE sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKlb1\r\n\
+Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKc1;received=192.0.2.1\r\n\
+Route: <sip:edge.example.com;lr>\r\n\
+Max-Forwards: 69\r\n\
+From: \"A\" <sip:a@example.com>;tag=fa\r\n\
+To: <sip:bob@example.com>\r\n\
+Call-ID: cid-1\r\n\
+CSeq: 42 INVITE\r\n\
+Timestamp: 54\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 3\r\n\r\nv=0",
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn response_copies_what_8_2_6_lists() {
+        let req = invite();
+        let r = ResponseBuilder::new(&req, 503, "Service Unavailable")
+            .to_tag(b"t1")
+            .retry_after(30)
+            .header(b"Server", b"sip-lb")
+            .build();
+        let m = Message::parse(r).unwrap();
+        assert_eq!(m.status_code(), Some(503));
+        assert_eq!(m.reason(), Some(&b"Service Unavailable"[..]));
+        assert_eq!(m.via_count(), 2);
+        assert_eq!(m.top_via_branch(), Some(&b"z9hG4bKlb1"[..]));
+        assert_eq!(m.from_tag(), Some(&b"fa"[..]));
+        assert_eq!(m.to_tag(), Some(&b"t1"[..]));
+        assert_eq!(m.call_id(), Some(&b"cid-1"[..]));
+        assert_eq!(m.cseq(), Some((42, Method::Invite)));
+        assert_eq!(m.header(HeaderName::RetryAfter), Some(&b"30"[..]));
+        assert_eq!(m.header(HeaderName::Server), Some(&b"sip-lb"[..]));
+        assert_eq!(m.header(HeaderName::Timestamp), None);
+        assert_eq!(m.body(), b"");
+        assert_eq!(m.content_length(), Some(0));
+    }
+
+    #[test]
+    fn trying_has_no_tag_and_echoes_timestamp() {
+        let req = invite();
+        let m = Message::parse(
+            ResponseBuilder::new(&req, 100, "Trying")
+                .to_tag(b"t1")
+                .build(),
+        )
+        .unwrap();
+        assert_eq!(m.to_tag(), None);
+        assert_eq!(m.header(HeaderName::Timestamp), Some(&b"54"[..]));
+    }
+
+    #[test]
+    fn response_with_body() {
+        let req = invite();
+        let m = Message::parse(
+            ResponseBuilder::new(&req, 200, "OK")
+                .to_tag(b"x")
+                .body(b"text/plain", b"hi")
+                .build(),
+        )
+        .unwrap();
+        assert_eq!(m.body(), b"hi");
+        assert_eq!(m.header(HeaderName::ContentType), Some(&b"text/plain"[..]));
+    }
+
+    #[test]
+    fn cancel_and_ack() {
+        let inv = invite();
+        let c = Message::parse(cancel_for(&inv)).unwrap();
+        assert_eq!(c.method(), Some(Method::Cancel));
+        assert_eq!(c.request_uri(), inv.request_uri());
+        assert_eq!(c.via_count(), 1);
+        assert_eq!(c.top_via_branch(), Some(&b"z9hG4bKlb1"[..]));
+        assert_eq!(c.cseq(), Some((42, Method::Cancel)));
+        assert_eq!(c.route_count(), 1);
+        assert_eq!(c.to_tag(), None);
+
+        let resp = Message::parse(
+            ResponseBuilder::new(&inv, 486, "Busy Here")
+                .to_tag(b"callee")
+                .build(),
+        )
+        .unwrap();
+        let a = Message::parse(ack_for(&inv, &resp)).unwrap();
+        assert_eq!(a.method(), Some(Method::Ack));
+        assert_eq!(a.cseq(), Some((42, Method::Ack)));
+        assert_eq!(a.to_tag(), Some(&b"callee"[..]));
+        assert_eq!(a.top_via_branch(), Some(&b"z9hG4bKlb1"[..]));
+        assert_eq!(a.via_count(), 1);
+    }
+
+    #[test]
+    fn options_probe() {
+        let p = OptionsProbe {
+            target: b"sip:10.0.0.5:5070",
+            from: b"sip:lb@10.0.0.1",
+            from_tag: b"p1",
+            call_id: b"probe-1",
+            cseq: 9,
+            via: ViaParts {
+                transport: Transport::Udp,
+                host: b"10.0.0.1",
+                port: 5060,
+                branch: b"z9hG4bKp1",
+                rport: true,
+            },
+            user_agent: Some(b"sip-lb"),
+        };
+        let m = Message::parse(p.build()).unwrap();
+        assert_eq!(m.method(), Some(Method::Options));
+        assert_eq!(m.request_uri(), Some(&b"sip:10.0.0.5:5070"[..]));
+        let via = m.top_via().unwrap();
+        assert_eq!(via.port(), Some(5060));
+        assert_eq!(via.rport(), Some(None));
+        assert_eq!(m.cseq(), Some((9, Method::Options)));
+        assert_eq!(m.max_forwards(), Some(70));
+        assert_eq!(m.to().unwrap().uri_raw(), b"sip:10.0.0.5:5070");
+    }
+}

@@ -1,0 +1,459 @@
+//! Editing a parsed message without re-serialising it.
+//!
+//! A proxy changes a few things in a message: it inserts its Via at the top, removes the
+//! top Route, inserts a Record-Route, rewrites Max-Forwards or the Request-URI, removes its
+//! own Via from a response, adds a header, fixes Content-Length. [`Editor`] records these as
+//! splices against the original bytes (the bytes to insert go into a small inline arena),
+//! then writes the result in one pass into a right-sized buffer, copying untouched regions
+//! verbatim. A message with no edits is returned as the original `Bytes`, not copied.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use sip_core::{Message, editor::Editor};
+//! let msg = Message::parse(Bytes::from_static(
+//!     b"BYE sip:bob@192.0.2.4 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\r\n\
+//!       Route: <sip:lb.example.com;lr>, <sip:edge.example.com;lr>\r\nMax-Forwards: 70\r\n\
+//!       From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\nCall-ID: c\r\nCSeq: 2 BYE\r\n\r\n",
+//! )).unwrap();
+//! let mut ed = Editor::new(&msg);
+//! ed.prepend_via(b"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKlb1");
+//! ed.remove_top_route().unwrap();
+//! ed.set_max_forwards(69).unwrap();
+//! let out = Message::parse(ed.finish().unwrap()).unwrap();
+//! assert_eq!(out.via_count(), 2);
+//! assert_eq!(out.top_via_branch(), Some(&b"z9hG4bKlb1"[..]));
+//! assert_eq!(out.top_route().unwrap().uri_raw(), b"sip:edge.example.com;lr");
+//! assert_eq!(out.max_forwards(), Some(69));
+//! ```
+
+use bytes::{BufMut, Bytes, BytesMut};
+use smallvec::SmallVec;
+
+use crate::header::HeaderName;
+use crate::message::Message;
+use crate::scan::CommaSplit;
+use crate::span::Span;
+
+/// Why an edit could not be recorded or applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EditError {
+    /// The message has no such header or value (no top Via, no Route, ...).
+    #[error("the message has no {0} to edit")]
+    Missing(&'static str),
+    /// A span lies outside the message.
+    #[error("span outside the message")]
+    OutOfBounds,
+    /// Two edits touch overlapping bytes.
+    #[error("two edits overlap at byte {0}")]
+    Overlap(u32),
+    /// The edit does not apply to this kind of message (a Request-URI on a response, ...).
+    #[error("the edit does not apply to this kind of message")]
+    WrongKind,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Splice {
+    /// The replaced range of the original message (empty for an insertion).
+    at: Span,
+    /// The inserted bytes, as a range of the arena.
+    ins: Span,
+    /// Order of recording, so insertions at one position keep their order.
+    seq: u16,
+}
+
+/// Records edits against a parsed message and writes the edited message in one pass.
+#[derive(Debug)]
+pub struct Editor<'m> {
+    msg: &'m Message,
+    splices: SmallVec<[Splice; 8]>,
+    arena: SmallVec<[u8; 512]>,
+}
+
+impl<'m> Editor<'m> {
+    /// Starts editing `msg`.
+    pub fn new(msg: &'m Message) -> Self {
+        Editor {
+            msg,
+            splices: SmallVec::new(),
+            arena: SmallVec::new(),
+        }
+    }
+
+    /// The message being edited.
+    pub fn message(&self) -> &'m Message {
+        self.msg
+    }
+
+    /// True when no edit has been recorded.
+    pub fn is_unchanged(&self) -> bool {
+        self.splices.is_empty()
+    }
+
+    fn push(&mut self, at: Span, parts: &[&[u8]]) -> Result<(), EditError> {
+        if at.start > at.end || at.end as usize > self.msg.message_len() {
+            return Err(EditError::OutOfBounds);
+        }
+        let s = self.arena.len();
+        for p in parts {
+            self.arena.extend_from_slice(p);
+        }
+        let seq = self.splices.len() as u16;
+        self.splices.push(Splice {
+            at,
+            ins: Span::new(s, self.arena.len()),
+            seq,
+        });
+        Ok(())
+    }
+
+    // ---- low-level -------------------------------------------------------------------
+
+    /// Replaces the bytes of `span` with the concatenation of `parts`.
+    pub fn replace(&mut self, span: Span, parts: &[&[u8]]) -> Result<(), EditError> {
+        self.push(span, parts)
+    }
+
+    /// Inserts the concatenation of `parts` before byte `at`.
+    pub fn insert(&mut self, at: usize, parts: &[&[u8]]) -> Result<(), EditError> {
+        self.push(Span::new(at, at), parts)
+    }
+
+    /// Removes the bytes of `span`.
+    pub fn remove(&mut self, span: Span) -> Result<(), EditError> {
+        self.push(span, &[])
+    }
+
+    // ---- headers ---------------------------------------------------------------------
+
+    /// Inserts a header line `Name: value` at the top of the header section (before every
+    /// other header). Lines inserted at the top keep the order they were inserted in.
+    pub fn insert_header_top(&mut self, name: &[u8], value_parts: &[&[u8]]) {
+        let at = self.msg.headers_start();
+        self.insert_line(at, name, value_parts);
+    }
+
+    /// Appends a header line `Name: value` at the end of the header section.
+    pub fn append_header(&mut self, name: &[u8], value_parts: &[&[u8]]) {
+        let at = self.msg.headers_end();
+        self.insert_line(at, name, value_parts);
+    }
+
+    fn insert_line(&mut self, at: usize, name: &[u8], value_parts: &[&[u8]]) {
+        let s = self.arena.len();
+        self.arena.extend_from_slice(name);
+        self.arena.extend_from_slice(b": ");
+        for p in value_parts {
+            self.arena.extend_from_slice(p);
+        }
+        self.arena.extend_from_slice(b"\r\n");
+        let seq = self.splices.len() as u16;
+        self.splices.push(Splice {
+            at: Span::new(at, at),
+            ins: Span::new(s, self.arena.len()),
+            seq,
+        });
+    }
+
+    /// Removes the header line at `index` (with its line end and folded continuations).
+    pub fn remove_header(&mut self, index: usize) -> Result<(), EditError> {
+        let line = self
+            .msg
+            .header_at(index)
+            .ok_or(EditError::Missing("header"))?
+            .line;
+        self.remove(line)
+    }
+
+    /// Replaces the value of the header line at `index`.
+    pub fn replace_header_value(
+        &mut self,
+        index: usize,
+        value_parts: &[&[u8]],
+    ) -> Result<(), EditError> {
+        let span = self
+            .msg
+            .header_at(index)
+            .ok_or(EditError::Missing("header"))?
+            .value_span;
+        self.replace(span, value_parts)
+    }
+
+    /// Removes every header line with this name.
+    pub fn remove_headers_named(&mut self, name: HeaderName) -> Result<(), EditError> {
+        let lines: SmallVec<[Span; 4]> = self.msg.headers_named(name).map(|h| h.line).collect();
+        for l in lines {
+            self.remove(l)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the first comma-separated value of header line `index`: the whole line when
+    /// it holds one value, otherwise the value and the comma after it.
+    fn remove_first_value(&mut self, index: usize) -> Result<(), EditError> {
+        let h = self
+            .msg
+            .header_at(index)
+            .ok_or(EditError::Missing("header"))?;
+        let mut it = CommaSplit::new(h.value);
+        let _first = it.next();
+        match it.next() {
+            None => self.remove(h.line),
+            Some((off, _)) => {
+                let start = h.value_span.start as usize;
+                self.remove(Span::new(start, start + off))
+            }
+        }
+    }
+
+    // ---- what a proxy does -------------------------------------------------------------
+
+    /// Inserts `Via: <value>` above every other header (RFC 3261 §16.6 step 8).
+    pub fn prepend_via(&mut self, value: &[u8]) {
+        self.insert_header_top(b"Via", &[value]);
+    }
+
+    /// Inserts `Record-Route: <value>` above every other header, so it becomes the first
+    /// Record-Route value (RFC 3261 §16.6 step 4).
+    pub fn prepend_record_route(&mut self, value_parts: &[&[u8]]) {
+        self.insert_header_top(b"Record-Route", value_parts);
+    }
+
+    /// Removes the top Via value (a proxy removing itself from a response, §16.7 step 3).
+    pub fn remove_top_via(&mut self) -> Result<(), EditError> {
+        let (index, _) = self.msg.top_via_span().ok_or(EditError::Missing("Via"))?;
+        self.remove_first_value(index)
+    }
+
+    /// Removes the top Route value (loose routing, §16.4).
+    pub fn remove_top_route(&mut self) -> Result<(), EditError> {
+        let (index, _) = self
+            .msg
+            .top_route_span()
+            .ok_or(EditError::Missing("Route"))?;
+        self.remove_first_value(index)
+    }
+
+    /// Sets Max-Forwards to `value`, rewriting the header or adding it when absent.
+    pub fn set_max_forwards(&mut self, value: u8) -> Result<(), EditError> {
+        let mut b = itoa::Buffer::new();
+        let digits = b.format(value).as_bytes();
+        match self.msg.max_forwards_index() {
+            Some(i) => self.replace_header_value(i, &[digits]),
+            None => {
+                self.insert_header_top(b"Max-Forwards", &[digits]);
+                Ok(())
+            }
+        }
+    }
+
+    /// Replaces the Request-URI.
+    pub fn set_request_uri(&mut self, uri: &[u8]) -> Result<(), EditError> {
+        let span = self.msg.request_uri_span().ok_or(EditError::WrongKind)?;
+        self.replace(span, &[uri])
+    }
+
+    /// Makes Content-Length state the length of the body that will be written: rewrites it
+    /// when it differs, adds it when absent (required before sending over a stream).
+    pub fn fix_content_length(&mut self) -> Result<(), EditError> {
+        let len = self.msg.body().len();
+        self.set_content_length(len)
+    }
+
+    fn set_content_length(&mut self, len: usize) -> Result<(), EditError> {
+        let mut b = itoa::Buffer::new();
+        let digits = b.format(len).as_bytes();
+        let existing = self
+            .msg
+            .headers_named(HeaderName::ContentLength)
+            .next()
+            .map(|h| h.index);
+        match existing {
+            Some(i) if self.msg.content_length() == Some(len as u32) => {
+                let _ = i;
+                Ok(())
+            }
+            Some(i) => self.replace_header_value(i, &[digits]),
+            None => {
+                self.append_header(b"Content-Length", &[digits]);
+                Ok(())
+            }
+        }
+    }
+
+    /// Replaces the body and sets Content-Length to its length.
+    pub fn replace_body(&mut self, body: &[u8]) -> Result<(), EditError> {
+        let span = self.msg.body_span();
+        self.replace(span, &[body])?;
+        self.set_content_length(body.len())
+    }
+
+    // ---- output ----------------------------------------------------------------------
+
+    fn sorted(&self) -> Result<(SmallVec<[Splice; 8]>, usize), EditError> {
+        let mut sp = self.splices.clone();
+        sp.sort_unstable_by_key(|s| (s.at.start, s.at.end != s.at.start, s.seq));
+        let mut len = self.msg.message_len();
+        let mut prev_end = 0u32;
+        for s in &sp {
+            if s.at.start < prev_end {
+                return Err(EditError::Overlap(s.at.start));
+            }
+            prev_end = s.at.end;
+            len = len + s.ins.len() - s.at.len();
+        }
+        Ok((sp, len))
+    }
+
+    /// Length of the edited message in bytes.
+    pub fn output_len(&self) -> Result<usize, EditError> {
+        Ok(self.sorted()?.1)
+    }
+
+    /// Writes the edited message at the end of `out` (reserving exactly what it needs).
+    pub fn write_into(&self, out: &mut BytesMut) -> Result<(), EditError> {
+        let (sp, len) = self.sorted()?;
+        out.reserve(len);
+        let src = self.msg.as_bytes();
+        let mut pos = 0usize;
+        for s in &sp {
+            out.put_slice(&src[pos..s.at.start as usize]);
+            out.put_slice(&self.arena[s.ins.range()]);
+            pos = s.at.end as usize;
+        }
+        out.put_slice(&src[pos..]);
+        Ok(())
+    }
+
+    /// The edited message. Without edits this is the original buffer (trimmed to the
+    /// message), shared rather than copied.
+    pub fn finish(self) -> Result<Bytes, EditError> {
+        if self.splices.is_empty() {
+            return Ok(self.msg.buffer().slice(..self.msg.message_len()));
+        }
+        let mut out = BytesMut::new();
+        self.write_into(&mut out)?;
+        Ok(out.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK111;rport, SIP/2.0/TCP 192.0.2.9;branch=z9hG4bK000\r\n\
+Route: <sip:lb.example.com;lr>\r\n\
+Route: <sip:next.example.com;lr>\r\n\
+Max-Forwards: 70\r\n\
+From: \"Alice\" <sip:alice@example.com>;tag=a1\r\n\
+To: <sip:bob@example.com>\r\n\
+Call-ID: call-1@192.0.2.1\r\n\
+CSeq: 1 INVITE\r\n\
+Content-Length: 4\r\n\
+\r\n\
+abcdEXTRA";
+
+    fn parse(b: &[u8]) -> Message {
+        Message::parse(Bytes::copy_from_slice(b)).unwrap()
+    }
+
+    #[test]
+    fn unchanged_message_is_shared_not_copied() {
+        let m = parse(INVITE);
+        let out = Editor::new(&m).finish().unwrap();
+        assert_eq!(&out[..], &INVITE[..INVITE.len() - 5]);
+        assert_eq!(out.as_ptr(), m.buffer().as_ptr());
+    }
+
+    #[test]
+    fn proxy_edits_on_a_request() {
+        let m = parse(INVITE);
+        let mut ed = Editor::new(&m);
+        ed.prepend_via(b"SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKlb");
+        ed.prepend_record_route(&[b"<sip:10.0.0.1;lr>"]);
+        ed.remove_top_route().unwrap();
+        ed.set_max_forwards(69).unwrap();
+        ed.set_request_uri(b"sip:bob@10.0.0.5:5070").unwrap();
+        let out = parse(&ed.finish().unwrap());
+        assert_eq!(out.via_count(), 3);
+        assert_eq!(out.top_via_branch(), Some(&b"z9hG4bKlb"[..]));
+        assert_eq!(out.header_at(0).unwrap().name, HeaderName::Via);
+        assert_eq!(out.header_at(1).unwrap().name, HeaderName::RecordRoute);
+        assert_eq!(out.route_count(), 1);
+        assert_eq!(
+            out.top_route().unwrap().uri_raw(),
+            b"sip:next.example.com;lr"
+        );
+        assert_eq!(out.max_forwards(), Some(69));
+        assert_eq!(out.request_uri(), Some(&b"sip:bob@10.0.0.5:5070"[..]));
+        assert_eq!(out.body(), b"abcd");
+        assert_eq!(out.call_id(), m.call_id());
+    }
+
+    #[test]
+    fn removing_the_first_of_several_values_keeps_the_rest() {
+        let m = parse(INVITE);
+        let mut ed = Editor::new(&m);
+        ed.remove_top_via().unwrap();
+        let out = parse(&ed.finish().unwrap());
+        assert_eq!(out.via_count(), 1);
+        assert_eq!(out.top_via_branch(), Some(&b"z9hG4bK000"[..]));
+        assert!(
+            out.as_bytes()
+                .starts_with(b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/TCP")
+        );
+    }
+
+    #[test]
+    fn max_forwards_added_when_missing_and_content_length_fixed() {
+        let m = parse(b"OPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\n\r\nhello");
+        let mut ed = Editor::new(&m);
+        ed.set_max_forwards(70).unwrap();
+        ed.fix_content_length().unwrap();
+        let out = parse(&ed.finish().unwrap());
+        assert_eq!(out.max_forwards(), Some(70));
+        assert_eq!(out.content_length(), Some(5));
+        assert_eq!(out.body(), b"hello");
+    }
+
+    #[test]
+    fn replace_body_and_headers() {
+        let m = parse(INVITE);
+        let mut ed = Editor::new(&m);
+        ed.replace_body(b"v=0\r\n").unwrap();
+        ed.append_header(b"X-Tenant", &[b"blue"]);
+        ed.remove_headers_named(HeaderName::Route).unwrap();
+        let out = parse(&ed.finish().unwrap());
+        assert_eq!(out.body(), b"v=0\r\n");
+        assert_eq!(out.content_length(), Some(5));
+        assert_eq!(out.header_by_name("x-tenant"), Some(&b"blue"[..]));
+        assert_eq!(out.route_count(), 0);
+    }
+
+    #[test]
+    fn overlapping_edits_are_refused() {
+        let m = parse(INVITE);
+        let mut ed = Editor::new(&m);
+        let mf = m.max_forwards_index().unwrap();
+        ed.remove_header(mf).unwrap();
+        ed.set_max_forwards(1).unwrap();
+        assert!(matches!(ed.finish(), Err(EditError::Overlap(_))));
+        let mut ed = Editor::new(&m);
+        assert_eq!(
+            ed.remove(Span::new(0, 100_000)),
+            Err(EditError::OutOfBounds)
+        );
+    }
+
+    #[test]
+    fn responses_have_no_request_uri() {
+        let m = parse(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>;tag=2\r\nContent-Length: 0\r\n\r\n");
+        let mut ed = Editor::new(&m);
+        assert_eq!(ed.set_request_uri(b"sip:z"), Err(EditError::WrongKind));
+        assert_eq!(ed.remove_top_route(), Err(EditError::Missing("Route")));
+        ed.remove_top_via().unwrap();
+        let out = parse(&ed.finish().unwrap());
+        assert_eq!(out.via_count(), 0);
+    }
+}

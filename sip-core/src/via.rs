@@ -1,0 +1,377 @@
+//! `Via` values (RFC 3261 §20.42, RFC 3581 `rport`), with white space allowed around `/`,
+//! `:`, `;` and `=` as the grammar permits.
+//!
+//! ```
+//! use sip_core::{Transport, via::Via, uri::Host};
+//! let via = Via::parse(b"SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776;rport;received=192.0.2.9").unwrap();
+//! assert_eq!(via.transport(), Some(Transport::Udp));
+//! assert_eq!(via.host(), Host::V4("192.0.2.1".parse().unwrap()));
+//! assert_eq!(via.port(), Some(5060));
+//! assert_eq!(via.branch(), Some(&b"z9hG4bK776"[..]));
+//! assert_eq!(via.rport(), Some(None));
+//! assert_eq!(via.received_ip(), Some("192.0.2.9".parse().unwrap()));
+//! ```
+
+use std::net::IpAddr;
+
+use crate::error::{ValueError, ValueErrorKind as K};
+use crate::scan::{HeaderParams, is_digit, is_lws, is_token, skip_lws};
+use crate::transport::Transport;
+use crate::uri::{Host, parse_host, parse_ipv4, parse_ipv6};
+
+/// The RFC 3261 magic cookie that starts every compliant branch.
+pub const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
+
+/// One Via value (`via-parm`) borrowing from its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Via<'a> {
+    protocol_name: &'a [u8],
+    protocol_version: &'a [u8],
+    transport_raw: &'a [u8],
+    host: Host<'a>,
+    host_raw: &'a [u8],
+    port: Option<u16>,
+    params: &'a [u8],
+    params_offset: usize,
+    branch: Option<&'a [u8]>,
+    received: Option<&'a [u8]>,
+    rport: Option<Option<u16>>,
+    maddr: Option<&'a [u8]>,
+    ttl: Option<u8>,
+}
+
+fn token_at(s: &[u8], i: usize) -> Result<(usize, usize), ValueError> {
+    let mut j = i;
+    while j < s.len() && is_token(s[j]) {
+        j += 1;
+    }
+    if j == i {
+        return Err(ValueError::new(K::InvalidProtocol, i));
+    }
+    Ok((i, j))
+}
+
+fn slash_at(s: &[u8], i: usize) -> Result<usize, ValueError> {
+    let i = skip_lws(s, i);
+    if i >= s.len() || s[i] != b'/' {
+        return Err(ValueError::new(K::InvalidProtocol, i));
+    }
+    Ok(skip_lws(s, i + 1))
+}
+
+impl<'a> Via<'a> {
+    /// Parses one `via-parm` (one element of a comma-separated Via header value).
+    pub fn parse(s: &'a [u8]) -> Result<Via<'a>, ValueError> {
+        let i = skip_lws(s, 0);
+        let (n0, n1) = token_at(s, i)?;
+        let (v0, v1) = token_at(s, slash_at(s, n1)?)?;
+        let (t0, t1) = token_at(s, slash_at(s, v1)?)?;
+        let mut i = t1;
+        if i >= s.len() || !is_lws(s[i]) {
+            return Err(ValueError::new(K::InvalidProtocol, i));
+        }
+        i = skip_lws(s, i);
+        let (host, hlen) = parse_host(&s[i..], i)?;
+        let host_raw = &s[i..i + hlen];
+        i += hlen;
+        let mut port = None;
+        let j = skip_lws(s, i);
+        if j < s.len() && s[j] == b':' {
+            let p0 = skip_lws(s, j + 1);
+            let mut p1 = p0;
+            while p1 < s.len() && is_digit(s[p1]) {
+                p1 += 1;
+            }
+            let digits = &s[p0..p1];
+            if digits.is_empty() || digits.len() > 5 {
+                return Err(ValueError::new(K::InvalidPort, p0));
+            }
+            let v = digits
+                .iter()
+                .fold(0u32, |a, &b| a * 10 + u32::from(b - b'0'));
+            port = Some(u16::try_from(v).map_err(|_| ValueError::new(K::InvalidPort, p0))?);
+            i = p1;
+        }
+        let params = &s[i..];
+        let mut via = Via {
+            protocol_name: &s[n0..n1],
+            protocol_version: &s[v0..v1],
+            transport_raw: &s[t0..t1],
+            host,
+            host_raw,
+            port,
+            params,
+            params_offset: i,
+            branch: None,
+            received: None,
+            rport: None,
+            maddr: None,
+            ttl: None,
+        };
+        for p in HeaderParams::new(params, i) {
+            let p = p?;
+            let bad = || ValueError::new(K::InvalidParamValue, i);
+            match p.name.len() {
+                6 if p.is("branch") => {
+                    let v = p.value.ok_or_else(bad)?;
+                    if !v.iter().all(|&b| is_token(b)) {
+                        return Err(bad());
+                    }
+                    via.branch.get_or_insert(v);
+                }
+                8 if p.is("received") => {
+                    let v = p.value.ok_or_else(bad)?;
+                    if parse_received(v).is_none() {
+                        return Err(bad());
+                    }
+                    via.received.get_or_insert(v);
+                }
+                5 if p.is("rport") => {
+                    let v = match p.value {
+                        None => None,
+                        Some(v) => {
+                            if v.is_empty() || v.len() > 5 || !v.iter().all(|&b| is_digit(b)) {
+                                return Err(bad());
+                            }
+                            let n = v.iter().fold(0u32, |a, &b| a * 10 + u32::from(b - b'0'));
+                            Some(u16::try_from(n).map_err(|_| bad())?)
+                        }
+                    };
+                    via.rport.get_or_insert(v);
+                }
+                5 if p.is("maddr") => {
+                    let v = p.value.ok_or_else(bad)?;
+                    let (_, n) = parse_host(v, 0).map_err(|_| bad())?;
+                    if n != v.len() {
+                        return Err(bad());
+                    }
+                    via.maddr.get_or_insert(v);
+                }
+                3 if p.is("ttl") => {
+                    let v = p.value.ok_or_else(bad)?;
+                    let n = crate::scan::parse_u32(v, 255).ok_or_else(bad)?;
+                    via.ttl.get_or_insert(n as u8);
+                }
+                _ => {}
+            }
+        }
+        Ok(via)
+    }
+
+    /// `SIP` in `SIP/2.0/UDP`.
+    #[inline]
+    pub fn protocol_name(&self) -> &'a [u8] {
+        self.protocol_name
+    }
+
+    /// `2.0` in `SIP/2.0/UDP`.
+    #[inline]
+    pub fn protocol_version(&self) -> &'a [u8] {
+        self.protocol_version
+    }
+
+    /// The transport token as written (`UDP`, `TCP`, `UNKNOWN`, ...).
+    #[inline]
+    pub fn transport_raw(&self) -> &'a [u8] {
+        self.transport_raw
+    }
+
+    /// The transport, when it is one sip-lb knows.
+    #[inline]
+    pub fn transport(&self) -> Option<Transport> {
+        Transport::from_token(self.transport_raw)
+    }
+
+    /// The sent-by host.
+    #[inline]
+    pub fn host(&self) -> Host<'a> {
+        self.host
+    }
+
+    /// The sent-by host as written (IPv6 with brackets).
+    #[inline]
+    pub fn host_raw(&self) -> &'a [u8] {
+        self.host_raw
+    }
+
+    /// The sent-by port, if written.
+    #[inline]
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The `branch` parameter.
+    #[inline]
+    pub fn branch(&self) -> Option<&'a [u8]> {
+        self.branch
+    }
+
+    /// True when the branch starts with the RFC 3261 magic cookie `z9hG4bK`.
+    pub fn has_rfc3261_branch(&self) -> bool {
+        self.branch.is_some_and(|b| b.starts_with(MAGIC_COOKIE))
+    }
+
+    /// The `received` parameter as written.
+    #[inline]
+    pub fn received(&self) -> Option<&'a [u8]> {
+        self.received
+    }
+
+    /// The `received` address (IPv6 with or without brackets, RFC 5118 §4.5).
+    pub fn received_ip(&self) -> Option<IpAddr> {
+        self.received.and_then(parse_received)
+    }
+
+    /// The `rport` parameter (RFC 3581): `Some(None)` when present without a value (a
+    /// request asking for it), `Some(Some(port))` when filled in.
+    #[inline]
+    pub fn rport(&self) -> Option<Option<u16>> {
+        self.rport
+    }
+
+    /// The `maddr` parameter.
+    #[inline]
+    pub fn maddr(&self) -> Option<&'a [u8]> {
+        self.maddr
+    }
+
+    /// The `ttl` parameter.
+    #[inline]
+    pub fn ttl(&self) -> Option<u8> {
+        self.ttl
+    }
+
+    /// The raw parameter section (starting with optional LWS and `;`).
+    #[inline]
+    pub fn params_raw(&self) -> &'a [u8] {
+        self.params
+    }
+
+    /// Iterates over every parameter.
+    pub fn params(&self) -> HeaderParams<'a> {
+        HeaderParams::new(self.params, self.params_offset)
+    }
+
+    /// The first parameter named `name` (case-insensitive).
+    pub fn param(&self, name: &str) -> Option<Option<&'a [u8]>> {
+        self.params().find(name).ok().flatten()
+    }
+
+    /// Where a response to the request carrying this Via goes (RFC 3261 §18.2.2, RFC 3581 §4):
+    /// the `received` address (else the sent-by host when it is an IP literal) and the
+    /// `rport` value (else the sent-by port, else the transport's default port). `None` when
+    /// the host is a domain name without `received` (the caller must resolve it).
+    pub fn response_target(&self) -> Option<(IpAddr, u16)> {
+        let ip = match self.received_ip() {
+            Some(ip) => ip,
+            None => self.host.ip()?,
+        };
+        let default = self.transport().map_or(5060, Transport::default_port);
+        let port = match self.rport {
+            Some(Some(p)) => p,
+            _ => self.port.unwrap_or(default),
+        };
+        Some((ip, port))
+    }
+}
+
+fn parse_received(v: &[u8]) -> Option<IpAddr> {
+    if v.first() == Some(&b'[') && v.last() == Some(&b']') {
+        return parse_ipv6(&v[1..v.len() - 1]).map(IpAddr::V6);
+    }
+    if let Some(a) = parse_ipv4(v) {
+        return Some(IpAddr::V4(a));
+    }
+    parse_ipv6(v).map(IpAddr::V6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tortuous_whitespace() {
+        let v = Via::parse(b"SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw").unwrap();
+        assert_eq!(v.protocol_name(), b"SIP");
+        assert_eq!(v.protocol_version(), b"2.0");
+        assert_eq!(v.transport(), Some(Transport::Udp));
+        assert_eq!(v.branch(), Some(&b"390skdjuw"[..]));
+        assert!(!v.has_rfc3261_branch());
+
+        let v = Via::parse(
+            b"SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8",
+        )
+        .unwrap();
+        assert_eq!(v.host(), Host::Domain(b"spindle.example.com"));
+        assert_eq!(v.branch(), Some(&b"z9hG4bK9ikj8"[..]));
+        assert!(v.has_rfc3261_branch());
+
+        let v = Via::parse(b"SIP  /    2.0   / UDP  192.168.255.111   ; branch=\r\n z9hG4bK30239")
+            .unwrap();
+        assert_eq!(v.branch(), Some(&b"z9hG4bK30239"[..]));
+        let v = Via::parse(b"SIP/2.0/UDP host : 5070 ;branch=z9hG4bKx").unwrap();
+        assert_eq!(v.port(), Some(5070));
+    }
+
+    #[test]
+    fn ipv6_and_received() {
+        let v = Via::parse(
+            b"SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bKas3-111",
+        )
+        .unwrap();
+        assert_eq!(v.host(), Host::V6("2001:db8::9:1".parse().unwrap()));
+        assert_eq!(v.received_ip(), Some("2001:db8::9:255".parse().unwrap()));
+        let v =
+            Via::parse(b"SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3")
+                .unwrap();
+        assert_eq!(v.received_ip(), Some("2001:db8::9:255".parse().unwrap()));
+        assert_eq!(
+            v.response_target(),
+            Some(("2001:db8::9:255".parse().unwrap(), 5060))
+        );
+    }
+
+    #[test]
+    fn rport_and_response_target() {
+        let v = Via::parse(b"SIP/2.0/UDP 10.0.0.1:5062;rport=40000;received=192.0.2.7").unwrap();
+        assert_eq!(v.rport(), Some(Some(40000)));
+        assert_eq!(
+            v.response_target(),
+            Some(("192.0.2.7".parse().unwrap(), 40000))
+        );
+        let v = Via::parse(b"SIP/2.0/TLS example.com;branch=z9hG4bK1").unwrap();
+        assert_eq!(v.response_target(), None);
+        let v = Via::parse(b"SIP/2.0/TLS 10.1.1.1;branch=z9hG4bK1;ttl=16;maddr=224.2.0.1").unwrap();
+        assert_eq!(
+            v.response_target(),
+            Some(("10.1.1.1".parse().unwrap(), 5061))
+        );
+        assert_eq!(v.ttl(), Some(16));
+        assert_eq!(v.maddr(), Some(&b"224.2.0.1"[..]));
+        assert_eq!(v.param("TTL"), Some(Some(&b"16"[..])));
+    }
+
+    #[test]
+    fn invalid_vias() {
+        for bad in [
+            &b"SIP/2.0/UDP 192.0.2.15;;,;,,"[..],
+            b"SIP/2.0/UDP",
+            b"SIP/2.0/UDP192.0.2.1",
+            b"SIP/2.0 192.0.2.1",
+            b"SIP/2.0/UDP 192.0.2.1:",
+            b"SIP/2.0/UDP 192.0.2.1:70000",
+            b"SIP/2.0/UDP 192.0.2.1;branch",
+            b"SIP/2.0/UDP 192.0.2.1;rport=abc",
+            b"SIP/2.0/UDP 192.0.2.1;ttl=300",
+            b"SIP/2.0/UDP 192.0.2.1;received=not-an-ip",
+            b"SIP/2.0/UDP 192.0.2.1 junk",
+            b"",
+        ] {
+            assert!(
+                Via::parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
