@@ -87,6 +87,7 @@ pub mod values;
 pub mod via;
 
 pub use error::{ParseError, ParseErrorKind, ValueError, ValueErrorKind};
+pub use framer::{Frame, Framer, FramerError};
 pub use header::HeaderName;
 pub use limits::Limits;
 pub use message::{Framing, HeaderField, Message, ParseOptions};
