@@ -53,7 +53,7 @@
 //!         }
 //!         // Parse each message (zero copy: the Bytes share the receive buffer) and echo it.
 //!         let replies: Vec<Outgoing> = batch
-//!             .drain(..)
+//!             .drain()
 //!             .map(|inc| {
 //!                 let msg = Message::parse(inc.bytes.clone()).expect("valid SIP");
 //!                 assert_eq!(msg.call_id(), Some(&b"echo-1"[..]));

@@ -439,12 +439,12 @@ impl StreamTransport {
         runtime: tokio::runtime::Handle,
     ) -> StreamTransport {
         let mut sink = sink.into();
-        if let IncomingSink::PerWorker(v) = &sink {
-            if v.is_empty() {
-                // No worker: deliver nowhere (a closed channel) rather than divide by zero.
-                let (tx, _) = mpsc::channel(1);
-                sink = IncomingSink::One(tx);
-            }
+        if let IncomingSink::PerWorker(v) = &sink
+            && v.is_empty()
+        {
+            // No worker: deliver nowhere (a closed channel) rather than divide by zero.
+            let (tx, _) = mpsc::channel(1);
+            sink = IncomingSink::One(tx);
         }
         let (shutdown, _) = watch::channel(false);
         StreamTransport {

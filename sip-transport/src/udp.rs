@@ -128,10 +128,8 @@ pub struct UdpSocket {
 
 fn new_socket(addr: SocketAddr, cfg: &UdpConfig, reuse_port: bool) -> io::Result<Socket> {
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        if let Some(v6) = cfg.only_v6 {
-            sock.set_only_v6(v6)?;
-        }
+    if let (true, Some(v6)) = (addr.is_ipv6(), cfg.only_v6) {
+        sock.set_only_v6(v6)?;
     }
     #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
     if reuse_port {
