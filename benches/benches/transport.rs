@@ -54,7 +54,10 @@ struct Side {
 impl Side {
     fn ns_per_msg(&self) -> (f64, f64) {
         let n = self.msgs.max(1) as f64;
-        (self.user.as_nanos() as f64 / n, self.sys.as_nanos() as f64 / n)
+        (
+            self.user.as_nanos() as f64 / n,
+            self.sys.as_nanos() as f64 / n,
+        )
     }
 }
 
@@ -144,7 +147,9 @@ fn run_udp(name: &'static str, mode: Mode, total: u64) -> UdpResult {
                 }
             }
             Mode::Batch(n) => {
-                let out: Vec<Outgoing> = (0..n).map(|_| Outgoing::udp(dest, payload.clone())).collect();
+                let out: Vec<Outgoing> = (0..n)
+                    .map(|_| Outgoing::udp(dest, payload.clone()))
+                    .collect();
                 while sent < total {
                     let k = ((total - sent) as usize).min(n);
                     sent += tx.send_batch(&out[..k]).unwrap() as u64;
@@ -195,7 +200,10 @@ fn run_stream(transport: Transport, total: u64) -> (u64, Duration) {
         };
         let (itx, mut irx) = tokio::sync::mpsc::channel(1024);
         let a = StreamTransport::new(server_cfg, itx);
-        let addr = a.listen("127.0.0.1:0".parse().unwrap(), transport).await.unwrap();
+        let addr = a
+            .listen("127.0.0.1:0".parse().unwrap(), transport)
+            .await
+            .unwrap();
         let (btx, _brx) = tokio::sync::mpsc::channel(16);
         let b = StreamTransport::new(client_cfg, btx);
         let s = b.sender();
@@ -228,7 +236,10 @@ fn run_stream(transport: Transport, total: u64) -> (u64, Duration) {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let n: u64 = if quick { 50_000 } else { 400_000 };
-    println!("sip-transport loopback bench: {n} datagrams of {} bytes per variant", INVITE.len());
+    println!(
+        "sip-transport loopback bench: {n} datagrams of {} bytes per variant",
+        INVITE.len()
+    );
     println!(
         "{:<28} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}",
         "variant", "recv msg/s", "tx usr ns", "tx sys ns", "rx usr ns", "rx sys ns", "loss %"
