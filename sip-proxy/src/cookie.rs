@@ -1,0 +1,256 @@
+//! The Record-Route cookie: the destination a dialog was balanced to, written into our
+//! Record-Route URI and protected by an HMAC, so that any instance holding the key can
+//! route the dialog's later requests without remembered state.
+//!
+//! Wire form (URI parameter `lbd`, lowercase hex): one byte of format and transport, the
+//! IPv4 (4 bytes) or IPv6 (16 bytes) address, the port (2 bytes), then the first 8 bytes of
+//! HMAC-SHA256 over everything before it. A cookie that does not verify is refused (403).
+//!
+//! ```
+//! use sip_proxy::cookie::{CookieKey, RouteCookie};
+//! use sip_core::Transport;
+//! let key = CookieKey::new(b"shared secret");
+//! let c = RouteCookie { addr: "127.0.0.1:5080".parse().unwrap(), transport: Transport::Udp };
+//! let text = c.encode(&key);
+//! assert_eq!(RouteCookie::decode(text.as_bytes(), &key), Ok(c));
+//! let mut forged = text.as_bytes().to_vec();
+//! forged[5] ^= 1;
+//! assert!(RouteCookie::decode(&forged, &key).is_err());
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sip_core::Transport;
+
+/// Name of the Record-Route URI parameter carrying the cookie.
+pub const COOKIE_PARAM: &str = "lbd";
+
+const MAC_LEN: usize = 8;
+const MAX_RAW: usize = 1 + 16 + 2 + MAC_LEN;
+
+/// The HMAC key of the cookie.
+#[derive(Clone)]
+pub struct CookieKey {
+    mac: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for CookieKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CookieKey(..)")
+    }
+}
+
+impl CookieKey {
+    /// A key from secret bytes (any length).
+    pub fn new(secret: &[u8]) -> Self {
+        CookieKey {
+            mac: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length"),
+        }
+    }
+
+    fn tag(&self, data: &[u8]) -> [u8; MAC_LEN] {
+        let mut m = self.mac.clone();
+        m.update(data);
+        let full = m.finalize().into_bytes();
+        let mut out = [0u8; MAC_LEN];
+        out.copy_from_slice(&full[..MAC_LEN]);
+        out
+    }
+}
+
+/// Why a cookie was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CookieError {
+    /// Not hex, wrong length or unknown format byte.
+    #[error("malformed Record-Route cookie")]
+    Malformed,
+    /// The HMAC does not match: forged or altered.
+    #[error("Record-Route cookie fails its integrity check")]
+    BadMac,
+}
+
+/// The destination of a dialog, as carried in the cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteCookie {
+    /// Where the dialog's requests from the caller side go.
+    pub addr: SocketAddr,
+    /// With which transport.
+    pub transport: Transport,
+}
+
+/// A cookie in text form, held inline (no allocation).
+#[derive(Clone, Copy, Debug)]
+pub struct CookieText {
+    buf: [u8; 2 * MAX_RAW],
+    len: usize,
+}
+
+impl CookieText {
+    /// The hex text.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+fn transport_code(t: Transport) -> u8 {
+    match t {
+        Transport::Udp => 0,
+        Transport::Tcp => 1,
+        Transport::Tls => 2,
+        Transport::Sctp => 3,
+        Transport::Ws => 4,
+        Transport::Wss => 5,
+    }
+}
+
+fn transport_from(c: u8) -> Option<Transport> {
+    Some(match c {
+        0 => Transport::Udp,
+        1 => Transport::Tcp,
+        2 => Transport::Tls,
+        3 => Transport::Sctp,
+        4 => Transport::Ws,
+        5 => Transport::Wss,
+        _ => return None,
+    })
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn unhex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl RouteCookie {
+    /// Encodes and signs the cookie.
+    pub fn encode(&self, key: &CookieKey) -> CookieText {
+        let mut raw = [0u8; MAX_RAW];
+        let mut n = 0;
+        let v6 = matches!(self.addr.ip(), IpAddr::V6(_));
+        raw[0] = (u8::from(v6) << 7) | transport_code(self.transport);
+        n += 1;
+        match self.addr.ip() {
+            IpAddr::V4(a) => {
+                raw[n..n + 4].copy_from_slice(&a.octets());
+                n += 4;
+            }
+            IpAddr::V6(a) => {
+                raw[n..n + 16].copy_from_slice(&a.octets());
+                n += 16;
+            }
+        }
+        raw[n..n + 2].copy_from_slice(&self.addr.port().to_be_bytes());
+        n += 2;
+        let tag = key.tag(&raw[..n]);
+        raw[n..n + MAC_LEN].copy_from_slice(&tag);
+        n += MAC_LEN;
+        let mut text = CookieText {
+            buf: [0; 2 * MAX_RAW],
+            len: 2 * n,
+        };
+        for (i, b) in raw[..n].iter().enumerate() {
+            text.buf[2 * i] = HEX[(b >> 4) as usize];
+            text.buf[2 * i + 1] = HEX[(b & 15) as usize];
+        }
+        text
+    }
+
+    /// Decodes and verifies a cookie (constant-time MAC comparison).
+    pub fn decode(text: &[u8], key: &CookieKey) -> Result<RouteCookie, CookieError> {
+        if !text.len().is_multiple_of(2) || text.len() > 2 * MAX_RAW {
+            return Err(CookieError::Malformed);
+        }
+        let mut raw = [0u8; MAX_RAW];
+        let n = text.len() / 2;
+        for i in 0..n {
+            let h = unhex(text[2 * i]).ok_or(CookieError::Malformed)?;
+            let l = unhex(text[2 * i + 1]).ok_or(CookieError::Malformed)?;
+            raw[i] = (h << 4) | l;
+        }
+        let v6 = raw[0] & 0x80 != 0;
+        let transport = transport_from(raw[0] & 0x7f).ok_or(CookieError::Malformed)?;
+        let ip_len = if v6 { 16 } else { 4 };
+        if n != 1 + ip_len + 2 + MAC_LEN {
+            return Err(CookieError::Malformed);
+        }
+        let body = 1 + ip_len + 2;
+        let expect = key.tag(&raw[..body]);
+        let mut diff = 0u8;
+        for (a, b) in expect.iter().zip(&raw[body..body + MAC_LEN]) {
+            diff |= a ^ b;
+        }
+        if diff != 0 {
+            return Err(CookieError::BadMac);
+        }
+        let ip = if v6 {
+            let mut o = [0u8; 16];
+            o.copy_from_slice(&raw[1..17]);
+            IpAddr::V6(Ipv6Addr::from(o))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(raw[1], raw[2], raw[3], raw[4]))
+        };
+        let port = u16::from_be_bytes([raw[1 + ip_len], raw[2 + ip_len]]);
+        Ok(RouteCookie {
+            addr: SocketAddr::new(ip, port),
+            transport,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_v4_v6_and_every_transport() {
+        let key = CookieKey::new(b"k");
+        for addr in ["10.1.2.3:5060", "[2001:db8::7]:5070", "[::1]:1"] {
+            for t in [
+                Transport::Udp,
+                Transport::Tcp,
+                Transport::Tls,
+                Transport::Ws,
+                Transport::Wss,
+            ] {
+                let c = RouteCookie {
+                    addr: addr.parse().unwrap(),
+                    transport: t,
+                };
+                let e = c.encode(&key);
+                assert_eq!(RouteCookie::decode(e.as_bytes(), &key), Ok(c));
+            }
+        }
+    }
+
+    #[test]
+    fn any_altered_byte_or_other_key_is_refused() {
+        let key = CookieKey::new(b"k");
+        let c = RouteCookie {
+            addr: "10.1.2.3:5060".parse().unwrap(),
+            transport: Transport::Udp,
+        };
+        let e = c.encode(&key);
+        for i in 0..e.as_bytes().len() {
+            let mut t = e.as_bytes().to_vec();
+            t[i] = if t[i] == b'0' { b'1' } else { b'0' };
+            assert!(RouteCookie::decode(&t, &key).is_err(), "byte {i}");
+        }
+        assert_eq!(
+            RouteCookie::decode(e.as_bytes(), &CookieKey::new(b"other")),
+            Err(CookieError::BadMac)
+        );
+        assert_eq!(
+            RouteCookie::decode(b"zz", &key),
+            Err(CookieError::Malformed)
+        );
+        assert_eq!(RouteCookie::decode(b"", &key), Err(CookieError::Malformed));
+    }
+}

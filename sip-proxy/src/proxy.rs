@@ -1,0 +1,2240 @@
+//! The proxy state machine.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use sip_core::builder::{OptionsProbe, ResponseBuilder, ViaParts};
+use sip_core::editor::Editor;
+use sip_core::scan::CommaSplit;
+use sip_core::uri::{Host, Uri};
+use sip_core::values::{Credentials, RetryAfter};
+use sip_core::{Framing, HeaderName, Message, Method, ParseError, ParseOptions, Span, Transport};
+use sip_dispatch::{Destination, Dispatcher, SelectKey, SelectOutcome, Selection, Snapshot};
+use smallvec::SmallVec;
+
+use crate::branch::{BranchKind, FieldHash, OurBranch};
+use crate::calls::CallTable;
+use crate::config::{LocalEndpoint, Mode, ProxyConfig};
+use crate::cookie::{COOKIE_PARAM, CookieKey, RouteCookie};
+use crate::output::{DropReason, Event, FailoverCause, Origin, ProxyStats, Transmit, method_index};
+use crate::sanity::{Refusal, check_request, reply_to_unparsable, unsupported_tags};
+use crate::slab::Slab;
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type PassThroughMap<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
+
+/// Where a request goes next.
+#[derive(Clone, Debug)]
+struct NextHop {
+    addr: SocketAddr,
+    transport: Transport,
+    destination: Option<Arc<Destination>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ServerState {
+    Proceeding,
+    Completed,
+    Confirmed,
+    Accepted,
+}
+
+#[derive(Debug)]
+struct ServerTx {
+    key: u64,
+    request: Message,
+    origin: Origin,
+    invite: bool,
+    state: ServerState,
+    last_response: Option<Bytes>,
+    retransmit_at: Option<Instant>,
+    interval: Duration,
+    expire_at: Option<Instant>,
+    /// Routes naming us at the top of the request, removed when forwarding.
+    pop_routes: u8,
+    max_forwards: u8,
+    record_route: bool,
+    /// Fixed next hop (in-dialog requests): no selection, no failover.
+    fixed: Option<NextHop>,
+    alternates: SmallVec<[Arc<Destination>; 4]>,
+    next_alternate: usize,
+    attempts: usize,
+    client: Option<(u32, u32)>,
+    best: Option<Message>,
+    cancelled: bool,
+    queued: bool,
+    initial_invite: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientState {
+    Calling,
+    Proceeding,
+    Completed,
+    Accepted,
+}
+
+#[derive(Debug)]
+struct CancelState {
+    bytes: Bytes,
+    retransmit_at: Option<Instant>,
+    interval: Duration,
+    expire_at: Instant,
+}
+
+#[derive(Debug)]
+struct ClientTx {
+    server: Option<(u32, u32)>,
+    destination: Option<Arc<Destination>>,
+    hop: SocketAddr,
+    transport: Transport,
+    local: Option<SocketAddr>,
+    invite: bool,
+    state: ClientState,
+    request: Bytes,
+    sent_at: Instant,
+    retransmit_at: Option<Instant>,
+    interval: Duration,
+    timeout_at: Option<Instant>,
+    expire_at: Option<Instant>,
+    /// Holds one outstanding-transaction count on the destination.
+    accounted: bool,
+    cancel: Option<CancelState>,
+    /// A CANCEL was sent (it may since have been answered or given up).
+    cancel_sent: bool,
+    cancel_pending: bool,
+    ack: Option<Bytes>,
+    probe: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerRef {
+    Server(u32, u32),
+    Client(u32, u32),
+}
+
+/// A stateless selection remembered so retransmissions, CANCEL and non-2xx ACK follow
+/// their INVITE (a direct-mapped cache: bounded memory, no allocation after start).
+#[derive(Clone, Debug)]
+struct Recent {
+    hash: u64,
+    hop: NextHop,
+    expires: Instant,
+}
+
+const RECENT_SLOTS: usize = 8192;
+
+/// The sans-IO SIP proxy: feed it messages and timeouts, poll it for messages to send,
+/// the next deadline and events. One per worker thread; workers share only the
+/// [`Dispatcher`] and the [`CallTable`].
+#[derive(Debug)]
+pub struct Proxy {
+    cfg: ProxyConfig,
+    dispatcher: Arc<Dispatcher>,
+    calls: Arc<CallTable>,
+    cookie_key: CookieKey,
+    parse_options: ParseOptions,
+    servers: Slab<ServerTx>,
+    server_index: PassThroughMap<(u32, u32)>,
+    clients: Slab<ClientTx>,
+    timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+    recent: Vec<Option<Recent>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    selection: Selection,
+    scratch: Vec<Arc<Destination>>,
+    index_snapshot: Option<Arc<Snapshot>>,
+    by_addr: HashMap<SocketAddr, Arc<Destination>>,
+    next_probe: Option<Instant>,
+    next_sweep: Option<Instant>,
+    queue: VecDeque<((u32, u32), Instant)>,
+    next_queue_check: Option<Instant>,
+    probe_seq: u32,
+    stats: ProxyStats,
+    /// Via/Record-Route host text of every endpoint, formatted once.
+    host_texts: Vec<(SocketAddr, String)>,
+}
+
+fn hash_bytes(b: &[u8]) -> u64 {
+    FieldHash::default().field(b).finish()
+}
+
+fn ip_matches_host(host: &Host<'_>, ep: &LocalEndpoint) -> bool {
+    match (host, &ep.advertise) {
+        (Host::Domain(d), Some(a)) => d.eq_ignore_ascii_case(a.as_bytes()),
+        (Host::Domain(_), None) => false,
+        (h, adv) => {
+            let ip = h.ip();
+            ip == Some(ep.addr.ip())
+                || adv.as_deref().is_some_and(|a| {
+                    a.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<IpAddr>()
+                        .ok()
+                        == ip
+                })
+        }
+    }
+}
+
+fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
+    inner.as_ptr() as usize - outer.as_ptr() as usize
+}
+
+/// A small stack buffer for header values we write (no heap for typical sizes).
+type Scratch = SmallVec<[u8; 192]>;
+
+impl Proxy {
+    /// A proxy over `dispatcher`'s destinations, sharing the call table `calls` with the
+    /// other workers.
+    pub fn new(cfg: ProxyConfig, dispatcher: Arc<Dispatcher>, calls: Arc<CallTable>) -> Self {
+        let cookie_key = CookieKey::new(&cfg.cookie_key);
+        let parse_options = ParseOptions {
+            limits: cfg.limits,
+            framing: Framing::Datagram,
+        };
+        let recent = if cfg.mode == Mode::Stateless {
+            vec![None; RECENT_SLOTS]
+        } else {
+            Vec::new()
+        };
+        Proxy {
+            cookie_key,
+            parse_options,
+            servers: Slab::default(),
+            server_index: PassThroughMap::default(),
+            clients: Slab::default(),
+            timers: BinaryHeap::new(),
+            recent,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            selection: Selection::default(),
+            scratch: Vec::new(),
+            index_snapshot: None,
+            by_addr: HashMap::new(),
+            next_probe: None,
+            next_sweep: None,
+            queue: VecDeque::new(),
+            next_queue_check: None,
+            probe_seq: 0,
+            stats: ProxyStats::default(),
+            host_texts: cfg
+                .listeners
+                .iter()
+                .chain(cfg.outbound.iter())
+                .map(|e| (e.addr, e.host_text()))
+                .collect(),
+            dispatcher,
+            calls,
+            cfg,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ProxyConfig {
+        &self.cfg
+    }
+
+    /// The dispatcher this proxy balances with.
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.dispatcher
+    }
+
+    /// Counters of this proxy.
+    pub fn stats(&self) -> ProxyStats {
+        let mut s = self.stats.clone();
+        s.server_transactions = self.servers.len() as u64;
+        s.client_transactions = self.clients.len() as u64;
+        s.queue_len = self.queue.len() as u64;
+        s
+    }
+
+    /// Number of live server and client transactions.
+    pub fn transaction_count(&self) -> (usize, usize) {
+        (self.servers.len(), self.clients.len())
+    }
+
+    // ---- the poll interface ------------------------------------------------------------
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.timers.peek().map(|Reverse((at, _))| *at);
+        for c in [self.next_probe, self.next_sweep, self.next_queue_check]
+            .into_iter()
+            .flatten()
+        {
+            t = Some(t.map_or(c, |t: Instant| t.min(c)));
+        }
+        t
+    }
+
+    /// Starts periodic work (probes, dialog sweeping). Call once with the current time.
+    pub fn start(&mut self, now: Instant) {
+        if self.cfg.probing.is_some() {
+            self.next_probe = Some(now);
+        }
+        self.next_sweep = Some(now + Duration::from_secs(1));
+    }
+
+    // ---- input -------------------------------------------------------------------------
+
+    /// Handles a received message (a datagram, or one framed stream message).
+    pub fn handle_datagram(&mut self, now: Instant, origin: Origin, data: Bytes) {
+        match Message::parse_with(data.clone(), &self.parse_options) {
+            Ok(msg) => self.handle_message(now, origin, msg),
+            Err(e) => self.handle_unparsable(origin, &data, &e),
+        }
+    }
+
+    /// Handles a message the runtime already parsed.
+    pub fn handle_message(&mut self, now: Instant, origin: Origin, msg: Message) {
+        if msg.is_request() {
+            self.handle_request(now, origin, msg);
+        } else {
+            self.handle_response(now, origin, msg);
+        }
+    }
+
+    fn handle_unparsable(&mut self, origin: Origin, data: &[u8], err: &ParseError) {
+        let tag = self.tag_for(data);
+        match reply_to_unparsable(data, err, tag.as_bytes()) {
+            Some(reply) => {
+                self.stats.rejected += 1;
+                self.count_local_reply(err.status_code());
+                self.events.push_back(Event::Rejected {
+                    code: err.status_code(),
+                    reason: err.reason_phrase(),
+                    source: origin.source,
+                });
+                self.send_to_origin(&origin, reply);
+            }
+            None => self.drop_message(origin.source, DropReason::Malformed),
+        }
+    }
+
+    fn tag_for(&self, seed: &[u8]) -> crate::branch::Branch {
+        // A deterministic To tag: a retransmitted request gets the same one.
+        OurBranch {
+            worker: self.cfg.worker,
+            kind: BranchKind::Stateless(hash_bytes(&seed[..seed.len().min(512)])),
+            loop_hash: 0,
+        }
+        .encode()
+    }
+
+    fn drop_message(&mut self, source: SocketAddr, reason: DropReason) {
+        self.stats.dropped += 1;
+        self.events.push_back(Event::Dropped { reason, source });
+    }
+
+    fn count_local_reply(&mut self, code: u16) {
+        let c = (code / 100).min(6) as usize;
+        self.stats.local_replies_by_class[c] += 1;
+    }
+
+    fn send_to_origin(&mut self, origin: &Origin, bytes: Bytes) {
+        self.transmits.push_back(Transmit {
+            destination: origin.source,
+            transport: origin.transport,
+            local: Some(origin.local),
+            connection: origin.connection,
+            bytes,
+        });
+    }
+
+    /// Answers `req` ourselves (statelessly).
+    fn reply(&mut self, origin: &Origin, req: &Message, code: u16, reason: &'static str) {
+        self.reply_with(origin, req, code, reason, None, &[]);
+    }
+
+    fn reply_with(
+        &mut self,
+        origin: &Origin,
+        req: &Message,
+        code: u16,
+        reason: &'static str,
+        retry_after: Option<u32>,
+        extra: &[(&[u8], &[u8])],
+    ) {
+        if req.method() == Some(Method::Ack) {
+            return;
+        }
+        let bytes = self.build_reply(req, code, reason, retry_after, extra);
+        if code >= 300 {
+            self.stats.rejected += 1;
+            self.events.push_back(Event::Rejected {
+                code,
+                reason,
+                source: origin.source,
+            });
+        }
+        self.count_local_reply(code);
+        self.send_to_origin(origin, bytes);
+    }
+
+    fn build_reply(
+        &self,
+        req: &Message,
+        code: u16,
+        reason: &str,
+        retry_after: Option<u32>,
+        extra: &[(&[u8], &[u8])],
+    ) -> Bytes {
+        let seed = FieldHash::default()
+            .field(req.call_id().unwrap_or_default())
+            .field(req.from_tag().unwrap_or_default())
+            .field(req.top_via_branch().unwrap_or_default())
+            .finish();
+        let tag = OurBranch {
+            worker: self.cfg.worker,
+            kind: BranchKind::Stateless(seed),
+            loop_hash: 0,
+        }
+        .encode();
+        let tag = &tag.as_bytes()[crate::branch::PREFIX.len()..];
+        let mut b = ResponseBuilder::new(req, code, reason)
+            .to_tag(tag)
+            .header(b"Server", self.cfg.user_agent.as_bytes());
+        for (n, v) in extra {
+            b = b.header(n, v);
+        }
+        if let Some(s) = retry_after {
+            b = b.retry_after(s);
+        }
+        b.build()
+    }
+
+    // ---- requests ----------------------------------------------------------------------
+
+    fn handle_request(&mut self, now: Instant, origin: Origin, msg: Message) {
+        let method = msg.method().unwrap_or(Method::Extension);
+        self.stats.requests_by_method[method_index(method)] += 1;
+        if let Err(r) = check_request(&msg, &self.cfg.supported) {
+            if method == Method::Ack {
+                self.drop_message(origin.source, DropReason::Malformed);
+            } else if r.code == 420 {
+                let mut tags: Scratch = SmallVec::new();
+                for t in unsupported_tags(&msg, &self.cfg.supported) {
+                    if !tags.is_empty() {
+                        tags.extend_from_slice(b", ");
+                    }
+                    tags.extend_from_slice(t);
+                }
+                self.reply_with(
+                    &origin,
+                    &msg,
+                    r.code,
+                    r.reason,
+                    None,
+                    &[(b"Unsupported", &tags)],
+                );
+            } else {
+                self.reply(&origin, &msg, r.code, r.reason);
+            }
+            return;
+        }
+        if self.is_loop(&msg) {
+            self.reply(&origin, &msg, 482, "Loop Detected");
+            return;
+        }
+        let to_us = self.request_uri_is_us(&msg);
+        let in_dialog = msg.to_tag().is_some();
+        if method == Method::Options && to_us && !in_dialog && self.only_our_routes(&msg) {
+            self.reply_with(
+                &origin,
+                &msg,
+                200,
+                "OK",
+                None,
+                &[(
+                    b"Allow",
+                    b"INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, PRACK, SUBSCRIBE, NOTIFY, PUBLISH, INFO, REFER, MESSAGE, UPDATE",
+                )],
+            );
+            return;
+        }
+        if msg.max_forwards() == Some(0) {
+            if method == Method::Ack {
+                self.drop_message(origin.source, DropReason::Malformed);
+            } else {
+                self.reply(&origin, &msg, 483, "Too Many Hops");
+            }
+            return;
+        }
+        match self.cfg.mode {
+            Mode::Stateful => self.stateful_request(now, origin, msg, method, in_dialog),
+            Mode::Stateless => self.stateless_request(now, origin, msg, method, in_dialog),
+        }
+    }
+
+    /// True when a Via of ours in the request carries the loop hash this request would get
+    /// (§16.3 step 4): the request came back unchanged.
+    fn is_loop(&self, msg: &Message) -> bool {
+        if msg.via_count() < 2 {
+            return false;
+        }
+        let lh = self.loop_hash(msg);
+        msg.vias().skip(1).flatten().any(|v| {
+            v.branch()
+                .and_then(OurBranch::decode)
+                .is_some_and(|b| b.loop_hash == lh)
+                && self.sent_by_is_us(&v)
+        })
+    }
+
+    fn loop_hash(&self, msg: &Message) -> u32 {
+        FieldHash::default()
+            .field(msg.request_uri().unwrap_or_default())
+            .field(msg.call_id().unwrap_or_default())
+            .field(msg.from_tag().unwrap_or_default())
+            .field(msg.to_tag().unwrap_or_default())
+            .field(&msg.cseq().map_or(0, |c| c.0).to_be_bytes())
+            .finish() as u32
+    }
+
+    fn sent_by_is_us(&self, v: &sip_core::via::Via<'_>) -> bool {
+        let host = v.host();
+        let t = v.transport().unwrap_or(Transport::Udp);
+        let port = v.port().unwrap_or(t.default_port());
+        self.cfg
+            .listeners
+            .iter()
+            .chain(self.cfg.outbound.iter())
+            .any(|ep| ep.port() == port && ip_matches_host(&host, ep))
+    }
+
+    fn uri_is_us(&self, uri: &Uri<'_>) -> bool {
+        let Some(host) = uri.host() else {
+            return false;
+        };
+        let port = uri.port_or_default();
+        let by_alias = match host {
+            Host::Domain(d) => self
+                .cfg
+                .aliases
+                .iter()
+                .any(|a| a.as_bytes().eq_ignore_ascii_case(d)),
+            _ => false,
+        };
+        by_alias
+            || self
+                .cfg
+                .listeners
+                .iter()
+                .chain(self.cfg.outbound.iter())
+                .any(|ep| ep.port() == port && ip_matches_host(&host, ep))
+    }
+
+    fn request_uri_is_us(&self, msg: &Message) -> bool {
+        matches!(msg.request_uri_parsed(), Some(Ok(u)) if self.uri_is_us(&u))
+    }
+
+    fn only_our_routes(&self, msg: &Message) -> bool {
+        msg.routes()
+            .all(|r| matches!(r.map(|na| na.uri()), Ok(Ok(u)) if self.uri_is_us(&u)))
+    }
+
+    /// Our Route values at the top of the request (at most 2, RFC 5658 double
+    /// Record-Route) and the cookie they carry.
+    fn our_routes(&self, msg: &Message) -> Result<(u8, Option<RouteCookie>), Refusal> {
+        let mut n = 0u8;
+        let mut cookie = None;
+        for r in msg.routes() {
+            let Ok(na) = r else { break };
+            let Ok(uri) = na.uri() else { break };
+            if !self.uri_is_us(&uri) || n == 2 {
+                break;
+            }
+            n += 1;
+            if cookie.is_none()
+                && let Some(Some(text)) = uri.param(COOKIE_PARAM)
+            {
+                match RouteCookie::decode(text, &self.cookie_key) {
+                    Ok(c) => cookie = Some(c),
+                    Err(_) => {
+                        return Err(Refusal {
+                            code: 403,
+                            reason: "Invalid Route Cookie",
+                        });
+                    }
+                }
+            }
+        }
+        Ok((n, cookie))
+    }
+
+    /// The next hop of an in-dialog request (loose routing, §16.4 and §16.12).
+    fn in_dialog_hop(&mut self, msg: &Message, origin: &Origin) -> Result<(u8, NextHop), Refusal> {
+        let (ours, cookie) = self.our_routes(msg)?;
+        if ours == 0 {
+            return Err(Refusal {
+                code: 404,
+                reason: "Not Here",
+            });
+        }
+        // A Route after ours: follow it.
+        if let Some(Ok(na)) = msg.routes().nth(ours as usize) {
+            let hop = na.uri().ok().and_then(|u| self.uri_hop(&u));
+            return hop.map(|h| (ours, h)).ok_or(Refusal {
+                code: 404,
+                reason: "Unresolvable Route",
+            });
+        }
+        if let Some(c) = cookie
+            && c.addr != origin.source
+        {
+            let destination = self.destination_by_addr(c.addr);
+            return Ok((
+                ours,
+                NextHop {
+                    addr: c.addr,
+                    transport: c.transport,
+                    destination,
+                },
+            ));
+        }
+        let hop = match msg.request_uri_parsed() {
+            Some(Ok(u)) if !self.uri_is_us(&u) => self.uri_hop(&u),
+            _ => None,
+        };
+        hop.map(|h| (ours, h)).ok_or(Refusal {
+            code: 404,
+            reason: "Unresolvable Request-URI",
+        })
+    }
+
+    fn uri_hop(&mut self, uri: &Uri<'_>) -> Option<NextHop> {
+        let ip = uri.host()?.ip()?;
+        if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::from([255, 255, 255, 255]) {
+            return None;
+        }
+        let addr = SocketAddr::new(ip, uri.port_or_default());
+        let transport = uri.effective_transport();
+        let destination = self.destination_by_addr(addr);
+        Some(NextHop {
+            addr,
+            transport,
+            destination,
+        })
+    }
+
+    fn destination_by_addr(&mut self, addr: SocketAddr) -> Option<Arc<Destination>> {
+        let snap = self.dispatcher.snapshot();
+        let fresh = self
+            .index_snapshot
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, &snap));
+        if !fresh {
+            self.by_addr.clear();
+            for set in snap.sets() {
+                for d in set.destinations() {
+                    if let Some(a) = d.target().socket_addr {
+                        self.by_addr.entry(a).or_insert_with(|| d.clone());
+                    }
+                }
+            }
+            self.index_snapshot = Some(snap);
+        }
+        self.by_addr.get(&addr).cloned()
+    }
+
+    fn select(&mut self, msg: &Message, now: Instant, limit: usize) -> SelectOutcome {
+        let from = msg.from();
+        let to = msg.to();
+        let auth = msg
+            .header(HeaderName::Authorization)
+            .or_else(|| msg.header(HeaderName::ProxyAuthorization))
+            .and_then(|v| Credentials::parse(v).ok())
+            .and_then(|c| c.username());
+        let to_uri = to.as_ref().map_or(&[][..], |t| t.uri_raw());
+        let key = SelectKey {
+            call_id: msg.call_id().unwrap_or_default(),
+            from_uri: from.as_ref().map_or(&[][..], |f| f.uri_raw()),
+            to_uri,
+            request_uri: msg.request_uri().unwrap_or_default(),
+            auth_username: auth,
+            custom: None,
+            aor: (msg.method() == Some(Method::Register)).then_some(to_uri),
+        };
+        self.selection.clear();
+        self.dispatcher.select(
+            self.cfg.set,
+            self.cfg.algorithm,
+            &key,
+            now,
+            limit,
+            &mut self.selection,
+        )
+    }
+
+    fn bye_and_touch(&mut self, msg: &Message, method: Method, now: Instant) {
+        let Some(cid) = msg.call_id() else { return };
+        if method == Method::Bye {
+            if let Some(d) = self.calls.end(cid) {
+                self.events.push_back(Event::CallEnded {
+                    destination: d,
+                    timed_out: false,
+                });
+            }
+        } else {
+            self.calls.touch(cid, now, self.cfg.timers.dialog);
+        }
+    }
+
+    // ---- forwarding (shared by both modes) -------------------------------------------------
+
+    fn listener_for(
+        &self,
+        transport: Transport,
+        local: Option<SocketAddr>,
+    ) -> Option<&LocalEndpoint> {
+        local
+            .and_then(|l| {
+                self.cfg
+                    .listeners
+                    .iter()
+                    .find(|e| e.addr == l && e.transport == transport)
+            })
+            .or_else(|| self.cfg.listeners.iter().find(|e| e.transport == transport))
+    }
+
+    fn host_of(&self, ep: &LocalEndpoint) -> &str {
+        self.host_texts
+            .iter()
+            .find(|(a, _)| *a == ep.addr)
+            .map_or("127.0.0.1", |(_, h)| h.as_str())
+    }
+
+    fn outbound_for(&self, transport: Transport) -> Option<&LocalEndpoint> {
+        self.cfg
+            .outbound
+            .iter()
+            .find(|e| e.transport == transport)
+            .or_else(|| self.cfg.listeners.iter().find(|e| e.transport == transport))
+    }
+
+    /// Writes the request as forwarded to `hop`: our Via on top (with `branch`), the
+    /// received/rport of the previous hop filled in, Max-Forwards, our Routes removed,
+    /// Record-Route added when asked. Returns the bytes and the local address to send from.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_request_bytes(
+        &self,
+        req: &Message,
+        origin: &Origin,
+        hop: &NextHop,
+        branch: &[u8],
+        pop_routes: u8,
+        max_forwards: u8,
+        record_route: bool,
+    ) -> Option<(Bytes, Option<SocketAddr>)> {
+        let out_ep = self.outbound_for(hop.transport)?;
+        let mut ed = Editor::new(req);
+        // received / rport on the previous hop's Via (§18.2.1, RFC 3581 §4).
+        let via_fix = self.fix_top_via(req, origin, &mut ed);
+        via_fix.ok()?;
+        // Our Via.
+        let mut via: Scratch = SmallVec::new();
+        let host = self.host_of(out_ep);
+        via.extend_from_slice(b"SIP/2.0/");
+        via.extend_from_slice(hop.transport.via_token().as_bytes());
+        via.push(b' ');
+        via.extend_from_slice(host.as_bytes());
+        via.push(b':');
+        via.extend_from_slice(itoa::Buffer::new().format(out_ep.port()).as_bytes());
+        via.extend_from_slice(b";branch=");
+        via.extend_from_slice(branch);
+        if hop.transport == Transport::Udp {
+            via.extend_from_slice(b";rport");
+        }
+        ed.prepend_via(&via);
+        ed.set_max_forwards(max_forwards).ok()?;
+        remove_route_values(req, &mut ed, pop_routes).ok()?;
+        if record_route {
+            let cookie = RouteCookie {
+                addr: hop.addr,
+                transport: hop.transport,
+            }
+            .encode(&self.cookie_key);
+            let inbound = self.listener_for(origin.transport, Some(origin.local));
+            let outbound = self.listener_for(hop.transport, None);
+            let mut rr: Scratch = SmallVec::new();
+            if let Some(inb) = inbound {
+                write_rr(&mut rr, inb, self.host_of(inb), cookie.as_bytes());
+                ed.prepend_record_route(&[&rr]);
+            }
+            if let Some(ob) = outbound
+                && inbound.is_none_or(|i| i.transport != ob.transport)
+            {
+                rr.clear();
+                write_rr(&mut rr, ob, self.host_of(ob), cookie.as_bytes());
+                ed.prepend_record_route(&[&rr]);
+            }
+        }
+        if hop.transport.is_reliable() && req.content_length().is_none() {
+            ed.fix_content_length().ok()?;
+        }
+        let bytes = ed.finish().ok()?;
+        Some((bytes, Some(out_ep.addr)))
+    }
+
+    fn fix_top_via(
+        &self,
+        req: &Message,
+        origin: &Origin,
+        ed: &mut Editor<'_>,
+    ) -> Result<(), sip_core::editor::EditError> {
+        let Some((_, span)) = req.top_via_span() else {
+            return Ok(());
+        };
+        let Some(via) = req.top_via() else {
+            return Ok(());
+        };
+        let src_ip = origin.source.ip();
+        let rport = via.rport();
+        let need_received = via.host().ip() != Some(src_ip) || rport.is_some();
+        let all = req.as_bytes();
+        if let Some(None) = rport {
+            // `rport` without a value: write the source port.
+            if let Some(p) = via.params().flatten().find(|p| p.is("rport")) {
+                let start = offset_in(all, p.name);
+                let end = start + p.name.len();
+                let mut b = itoa::Buffer::new();
+                ed.replace(
+                    Span::new(start, end),
+                    &[b"rport=", b.format(origin.source.port()).as_bytes()],
+                )?;
+            }
+        }
+        if need_received && via.received_ip() != Some(src_ip) {
+            let mut raw = [0u8; 48];
+            let n = write_ip(src_ip, &mut raw);
+            let ipbuf = &raw[..n];
+            let at = span.end as usize;
+            if via.received().is_some() {
+                // Replace an existing (wrong) received value.
+                if let Some(p) = via.params().flatten().find(|p| p.is("received"))
+                    && let Some(v) = p.value
+                {
+                    let s = offset_in(all, v);
+                    ed.replace(Span::new(s, s + v.len()), &[ipbuf])?;
+                }
+            } else {
+                ed.insert(at, &[b";received=", ipbuf])?;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- stateless mode ----------------------------------------------------------------
+
+    /// A hash identifying the request's transaction from the previous hop's point of view:
+    /// its branch and sent-by (RFC 3261 §17.2.3), else (RFC 2543 peers) the fields §16.11
+    /// suggests. Equal for a retransmission, its CANCEL and its non-2xx ACK.
+    fn stateless_hash(msg: &Message) -> u64 {
+        let branch = msg.top_via_branch().unwrap_or_default();
+        let top = msg.top_via_span().map_or(&[][..], |(_, s)| msg.slice(s));
+        if branch.starts_with(sip_core::via::MAGIC_COOKIE) {
+            let sent_by = top.split(|&b| b == b';').next().unwrap_or_default();
+            FieldHash::default().field(branch).field(sent_by).finish()
+        } else {
+            FieldHash::default()
+                .field(msg.call_id().unwrap_or_default())
+                .field(msg.from_tag().unwrap_or_default())
+                .field(msg.request_uri().unwrap_or_default())
+                .field(&msg.cseq().map_or(0, |c| c.0).to_be_bytes())
+                .field(top)
+                .finish()
+        }
+    }
+
+    fn stateless_request(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        msg: Message,
+        method: Method,
+        in_dialog: bool,
+    ) {
+        let h = Self::stateless_hash(&msg);
+        let (pop, hop) = if in_dialog {
+            match self.in_dialog_hop(&msg, &origin) {
+                Ok(x) => {
+                    self.bye_and_touch(&msg, method, now);
+                    x
+                }
+                Err(r) => return self.refuse(&origin, &msg, method, r),
+            }
+        } else {
+            let pop = match self.our_routes(&msg) {
+                Ok((n, _)) => n,
+                Err(r) => return self.refuse(&origin, &msg, method, r),
+            };
+            let slot = (h as usize) % RECENT_SLOTS;
+            let remembered = self.recent[slot]
+                .as_ref()
+                .filter(|r| r.hash == h && r.expires > now)
+                .map(|r| r.hop.clone());
+            let hop = match remembered {
+                Some(hop) => hop,
+                None if method == Method::Ack => {
+                    self.drop_message(origin.source, DropReason::StrayAck);
+                    return;
+                }
+                None => match self.select(&msg, now, 8) {
+                    SelectOutcome::Selected => {
+                        let Some(hop) = self.first_sendable() else {
+                            return self.no_destination(&origin, &msg);
+                        };
+                        self.recent[slot] = Some(Recent {
+                            hash: h,
+                            hop: hop.clone(),
+                            expires: now + 64 * self.cfg.timers.t1,
+                        });
+                        hop
+                    }
+                    _ => return self.no_destination(&origin, &msg),
+                },
+            };
+            (pop, hop)
+        };
+        let branch = OurBranch {
+            worker: self.cfg.worker,
+            kind: BranchKind::Stateless(h),
+            loop_hash: self.loop_hash(&msg),
+        }
+        .encode();
+        let mf = msg.max_forwards().map_or(70, |m| m - 1);
+        let rr = !in_dialog && method.creates_dialog();
+        match self.forward_request_bytes(&msg, &origin, &hop, branch.as_bytes(), pop, mf, rr) {
+            Some((bytes, local)) => {
+                if let Some(d) = &hop.destination {
+                    d.request_sent(now, bytes.len());
+                    // Stateless: nothing to wait for, the transaction is not tracked.
+                    d.transaction_cancelled();
+                }
+                self.stats.requests_forwarded += 1;
+                self.transmits.push_back(Transmit {
+                    destination: hop.addr,
+                    transport: hop.transport,
+                    local,
+                    connection: None,
+                    bytes,
+                });
+            }
+            None => self.reply(&origin, &msg, 500, "Cannot Forward"),
+        }
+    }
+
+    fn first_sendable(&self) -> Option<NextHop> {
+        self.selection.iter().find_map(|d| {
+            let t = d.target();
+            t.socket_addr.map(|addr| NextHop {
+                addr,
+                transport: t.transport,
+                destination: Some(d.clone()),
+            })
+        })
+    }
+
+    fn refuse(&mut self, origin: &Origin, msg: &Message, method: Method, r: Refusal) {
+        if method == Method::Ack {
+            self.drop_message(origin.source, DropReason::StrayAck);
+        } else {
+            self.reply(origin, msg, r.code, r.reason);
+        }
+    }
+
+    fn no_destination(&mut self, origin: &Origin, msg: &Message) {
+        let ra = self.cfg.failover.retry_after;
+        if msg.method() == Some(Method::Ack) {
+            self.drop_message(origin.source, DropReason::StrayAck);
+            return;
+        }
+        self.reply_with(origin, msg, 503, "Service Unavailable", Some(ra), &[]);
+    }
+
+    /// Forwards a response statelessly: our Via removed, sent to the next Via (§16.11).
+    fn stateless_response(&mut self, now: Instant, origin: Origin, msg: Message) {
+        let Some(next) = msg.vias().nth(1) else {
+            return self.drop_message(origin.source, DropReason::Unroutable);
+        };
+        let Ok(next) = next else {
+            return self.drop_message(origin.source, DropReason::Malformed);
+        };
+        let Some((ip, port)) = next.response_target() else {
+            return self.drop_message(origin.source, DropReason::Unroutable);
+        };
+        if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::from([255, 255, 255, 255]) {
+            return self.drop_message(origin.source, DropReason::Unroutable);
+        }
+        let transport = next.transport().unwrap_or(Transport::Udp);
+        if msg.cseq().map(|c| c.1) == Some(Method::Invite)
+            && msg.status_code().is_some_and(|c| (200..300).contains(&c))
+            && let Some(d) = self.destination_by_addr(origin.source)
+            && let Some(cid) = msg.call_id()
+            && self.calls.start(cid, &d, now, self.cfg.timers.dialog)
+        {
+            self.events.push_back(Event::CallStarted { destination: d });
+        }
+        let mut ed = Editor::new(&msg);
+        if ed.remove_top_via().is_err() {
+            return self.drop_message(origin.source, DropReason::Malformed);
+        }
+        let Ok(bytes) = ed.finish() else {
+            return self.drop_message(origin.source, DropReason::Malformed);
+        };
+        self.stats.responses_forwarded += 1;
+        let local = self.listener_for(transport, None).map(|e| e.addr);
+        self.transmits.push_back(Transmit {
+            destination: SocketAddr::new(ip, port),
+            transport,
+            local,
+            connection: None,
+            bytes,
+        });
+    }
+
+    // ---- stateful mode -----------------------------------------------------------------
+
+    fn server_key(msg: &Message, method: Method) -> u64 {
+        let class: &[u8] = match method {
+            Method::Invite | Method::Ack => b"INVITE",
+            Method::Cancel => b"CANCEL",
+            _ => msg.cseq_method_bytes().unwrap_or_default(),
+        };
+        FieldHash::default()
+            .field(class)
+            .field(&Self::stateless_hash(msg).to_be_bytes())
+            .finish()
+    }
+
+    fn arm(&mut self, at: Instant, r: TimerRef) {
+        self.timers.push(Reverse((at, r)));
+    }
+
+    fn stateful_request(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        msg: Message,
+        method: Method,
+        in_dialog: bool,
+    ) {
+        let key = Self::server_key(&msg, method);
+        if let Some(&(i, g)) = self.server_index.get(&key) {
+            self.stats.retransmissions_absorbed += 1;
+            let Some(st) = self.servers.get_mut(i, g) else {
+                self.server_index.remove(&key);
+                return;
+            };
+            if method == Method::Ack {
+                if st.invite && st.state == ServerState::Completed {
+                    // Timer I.
+                    st.state = ServerState::Confirmed;
+                    st.retransmit_at = None;
+                    let wait = if origin.transport.is_reliable() {
+                        Duration::ZERO
+                    } else {
+                        self.cfg.timers.t4
+                    };
+                    st.expire_at = Some(now + wait);
+                    self.arm(now + wait, TimerRef::Server(i, g));
+                }
+                return;
+            }
+            if let Some(r) = st.last_response.clone() {
+                let o = st.origin;
+                self.send_to_origin(&o, r);
+            }
+            return;
+        }
+        if method == Method::Cancel {
+            self.handle_cancel(now, origin, msg);
+            return;
+        }
+        if method == Method::Ack {
+            // ACK for a 2xx: its own transaction-less hop, routed by Route.
+            if !in_dialog {
+                return self.drop_message(origin.source, DropReason::StrayAck);
+            }
+            match self.in_dialog_hop(&msg, &origin) {
+                Ok((pop, hop)) => {
+                    self.bye_and_touch(&msg, method, now);
+                    let branch = OurBranch {
+                        worker: self.cfg.worker,
+                        kind: BranchKind::Stateless(Self::stateless_hash(&msg)),
+                        loop_hash: self.loop_hash(&msg),
+                    }
+                    .encode();
+                    let mf = msg.max_forwards().map_or(70, |m| m - 1);
+                    if let Some((bytes, local)) = self.forward_request_bytes(
+                        &msg,
+                        &origin,
+                        &hop,
+                        branch.as_bytes(),
+                        pop,
+                        mf,
+                        false,
+                    ) {
+                        self.stats.requests_forwarded += 1;
+                        self.transmits.push_back(Transmit {
+                            destination: hop.addr,
+                            transport: hop.transport,
+                            local,
+                            connection: None,
+                            bytes,
+                        });
+                    }
+                }
+                Err(_) => self.drop_message(origin.source, DropReason::StrayAck),
+            }
+            return;
+        }
+        // Routing decision before any state is created.
+        let (pop, fixed) = if in_dialog {
+            match self.in_dialog_hop(&msg, &origin) {
+                Ok((pop, hop)) => {
+                    self.bye_and_touch(&msg, method, now);
+                    (pop, Some(hop))
+                }
+                Err(r) => return self.reply(&origin, &msg, r.code, r.reason),
+            }
+        } else {
+            match self.our_routes(&msg) {
+                Ok((n, _)) => (n, None),
+                Err(r) => return self.reply(&origin, &msg, r.code, r.reason),
+            }
+        };
+        let invite = method == Method::Invite;
+        let st = ServerTx {
+            key,
+            origin,
+            invite,
+            state: ServerState::Proceeding,
+            last_response: None,
+            retransmit_at: None,
+            interval: self.cfg.timers.t1,
+            expire_at: None,
+            pop_routes: pop,
+            max_forwards: msg.max_forwards().map_or(70, |m| m - 1),
+            record_route: !in_dialog && method.creates_dialog(),
+            fixed,
+            alternates: SmallVec::new(),
+            next_alternate: 0,
+            attempts: 0,
+            client: None,
+            best: None,
+            cancelled: false,
+            queued: false,
+            initial_invite: invite && !in_dialog,
+            request: msg,
+        };
+        let (i, g) = self.servers.insert(st);
+        self.server_index.insert(key, (i, g));
+        if invite {
+            let trying = {
+                let st = self.servers.get(i, g).expect("just inserted");
+                self.build_reply(&st.request, 100, "Trying", None, &[])
+            };
+            self.count_local_reply(100);
+            let st = self.servers.get_mut(i, g).expect("just inserted");
+            st.last_response = Some(trying.clone());
+            self.send_to_origin(&origin, trying);
+        }
+        if !in_dialog {
+            let req = self
+                .servers
+                .get(i, g)
+                .expect("just inserted")
+                .request
+                .clone();
+            let limit = self.cfg.failover.max_attempts.max(1);
+            match self.select(&req, now, limit) {
+                SelectOutcome::Selected => {
+                    let alts: SmallVec<[Arc<Destination>; 4]> =
+                        self.selection.iter().cloned().collect();
+                    self.servers.get_mut(i, g).expect("live").alternates = alts;
+                }
+                SelectOutcome::Queue if invite => {
+                    self.enqueue(now, (i, g));
+                    return;
+                }
+                _ => {}
+            }
+        }
+        self.attempt(now, (i, g));
+    }
+
+    fn enqueue(&mut self, now: Instant, id: (u32, u32)) {
+        if self.queue.len() >= self.cfg.queue.capacity {
+            self.final_local(now, id, 503, "Service Unavailable", true);
+            return;
+        }
+        self.stats.queued += 1;
+        let deadline = now + self.cfg.queue.deadline;
+        self.queue.push_back((id, deadline));
+        if let Some(st) = self.servers.get_mut(id.0, id.1) {
+            st.queued = true;
+        }
+        self.provisional_local(id, 182, "Queued");
+        self.next_queue_check = Some(now + self.cfg.queue.recheck);
+    }
+
+    fn provisional_local(&mut self, id: (u32, u32), code: u16, reason: &'static str) {
+        let Some(st) = self.servers.get(id.0, id.1) else {
+            return;
+        };
+        let bytes = self.build_reply(&st.request, code, reason, None, &[]);
+        let origin = st.origin;
+        self.count_local_reply(code);
+        if let Some(st) = self.servers.get_mut(id.0, id.1) {
+            st.last_response = Some(bytes.clone());
+        }
+        self.send_to_origin(&origin, bytes);
+    }
+
+    fn service_queue(&mut self, now: Instant) {
+        while let Some(&(id, deadline)) = self.queue.front() {
+            let Some(st) = self.servers.get(id.0, id.1) else {
+                self.queue.pop_front();
+                continue;
+            };
+            if st.cancelled || !st.queued {
+                self.queue.pop_front();
+                continue;
+            }
+            if deadline <= now {
+                self.queue.pop_front();
+                self.stats.queue_timeouts += 1;
+                if let Some(st) = self.servers.get_mut(id.0, id.1) {
+                    st.queued = false;
+                }
+                self.final_local(now, id, 503, "Queue Timeout", true);
+                continue;
+            }
+            let req = st.request.clone();
+            let limit = self.cfg.failover.max_attempts.max(1);
+            match self.select(&req, now, limit) {
+                SelectOutcome::Selected => {
+                    self.queue.pop_front();
+                    let alts: SmallVec<[Arc<Destination>; 4]> =
+                        self.selection.iter().cloned().collect();
+                    if let Some(st) = self.servers.get_mut(id.0, id.1) {
+                        st.alternates = alts;
+                        st.queued = false;
+                    }
+                    self.attempt(now, id);
+                }
+                SelectOutcome::Queue => break,
+                SelectOutcome::Unavailable => {
+                    self.queue.pop_front();
+                    if let Some(st) = self.servers.get_mut(id.0, id.1) {
+                        st.queued = false;
+                    }
+                    self.final_local(now, id, 503, "Service Unavailable", true);
+                }
+            }
+        }
+        self.next_queue_check = if self.queue.is_empty() {
+            None
+        } else {
+            Some(now + self.cfg.queue.recheck)
+        };
+    }
+
+    /// Sends the request of server transaction `id` to its next destination; when none is
+    /// left, answers the best response received or 503.
+    fn attempt(&mut self, now: Instant, id: (u32, u32)) {
+        loop {
+            let Some(st) = self.servers.get_mut(id.0, id.1) else {
+                return;
+            };
+            if st.cancelled {
+                return;
+            }
+            let hop = if let Some(f) = &st.fixed {
+                if st.attempts > 0 {
+                    None
+                } else {
+                    Some(f.clone())
+                }
+            } else if st.attempts >= self.cfg.failover.max_attempts.max(1) {
+                None
+            } else {
+                let mut found = None;
+                while st.next_alternate < st.alternates.len() {
+                    let d = st.alternates[st.next_alternate].clone();
+                    st.next_alternate += 1;
+                    if st.attempts > 0 && !d.is_usable(now) {
+                        continue;
+                    }
+                    let t = d.target();
+                    if let Some(addr) = t.socket_addr {
+                        found = Some(NextHop {
+                            addr,
+                            transport: t.transport,
+                            destination: Some(d.clone()),
+                        });
+                        break;
+                    }
+                }
+                found
+            };
+            let Some(hop) = hop else {
+                self.no_more_destinations(now, id);
+                return;
+            };
+            st.attempts += 1;
+            if self.send_client(now, id, hop) {
+                return;
+            }
+        }
+    }
+
+    fn no_more_destinations(&mut self, now: Instant, id: (u32, u32)) {
+        let Some(st) = self.servers.get_mut(id.0, id.1) else {
+            return;
+        };
+        if let Some(best) = st.best.take() {
+            self.forward_final_upstream(now, id, best);
+        } else if st.fixed.is_some() {
+            self.final_local(now, id, 408, "Request Timeout", false);
+        } else {
+            self.final_local(now, id, 503, "Service Unavailable", true);
+        }
+    }
+
+    /// Creates a client transaction towards `hop` and sends the request. False when the
+    /// request could not be written for that hop.
+    fn send_client(&mut self, now: Instant, id: (u32, u32), hop: NextHop) -> bool {
+        let (cidx, cgen) = self.clients.insert(ClientTx {
+            server: Some(id),
+            destination: hop.destination.clone(),
+            hop: hop.addr,
+            transport: hop.transport,
+            local: None,
+            invite: false,
+            state: ClientState::Calling,
+            request: Bytes::new(),
+            sent_at: now,
+            retransmit_at: None,
+            interval: self.cfg.timers.t1,
+            timeout_at: None,
+            expire_at: None,
+            accounted: false,
+            cancel: None,
+            cancel_sent: false,
+            cancel_pending: false,
+            ack: None,
+            probe: false,
+        });
+        let st = self.servers.get(id.0, id.1).expect("caller checked");
+        let branch = OurBranch {
+            worker: self.cfg.worker,
+            kind: BranchKind::Transaction {
+                index: cidx,
+                generation: cgen,
+            },
+            loop_hash: self.loop_hash(&st.request),
+        }
+        .encode();
+        let built = self.forward_request_bytes(
+            &st.request,
+            &st.origin,
+            &hop,
+            branch.as_bytes(),
+            st.pop_routes,
+            st.max_forwards,
+            st.record_route,
+        );
+        let invite = st.invite;
+        let Some((bytes, local)) = built else {
+            self.clients.remove(cidx, cgen);
+            return false;
+        };
+        let t = self.cfg.timers;
+        let reliable = hop.transport.is_reliable();
+        let timeout = if invite {
+            t.no_response
+        } else {
+            t.no_response.min(64 * t.t1)
+        };
+        let c = self.clients.get_mut(cidx, cgen).expect("just inserted");
+        c.invite = invite;
+        c.request = bytes.clone();
+        c.local = local;
+        c.retransmit_at = (!reliable).then_some(now + t.t1);
+        c.timeout_at = Some(now + timeout);
+        if let Some(d) = &hop.destination {
+            d.request_sent(now, bytes.len());
+            c.accounted = true;
+        }
+        if let Some(st) = self.servers.get_mut(id.0, id.1) {
+            st.client = Some((cidx, cgen));
+        }
+        if !reliable {
+            self.arm(now + t.t1, TimerRef::Client(cidx, cgen));
+        }
+        self.arm(now + timeout, TimerRef::Client(cidx, cgen));
+        self.stats.requests_forwarded += 1;
+        self.transmits.push_back(Transmit {
+            destination: hop.addr,
+            transport: hop.transport,
+            local,
+            connection: None,
+            bytes,
+        });
+        true
+    }
+
+    fn handle_cancel(&mut self, now: Instant, origin: Origin, cancel: Message) {
+        let inv_key = Self::server_key(&cancel, Method::Invite);
+        let Some(&(i, g)) = self.server_index.get(&inv_key) else {
+            self.reply(&origin, &cancel, 481, "Call/Transaction Does Not Exist");
+            return;
+        };
+        // 200 for the CANCEL itself (§16.10).
+        self.reply(&origin, &cancel, 200, "OK");
+        let Some(st) = self.servers.get_mut(i, g) else {
+            return;
+        };
+        if st.state != ServerState::Proceeding || st.cancelled {
+            return;
+        }
+        st.cancelled = true;
+        let client = st.client;
+        if st.queued {
+            st.queued = false;
+            self.final_local(now, (i, g), 487, "Request Terminated", false);
+            return;
+        }
+        if let Some((ci, cg)) = client {
+            self.cancel_client(now, (ci, cg));
+        } else {
+            self.final_local(now, (i, g), 487, "Request Terminated", false);
+        }
+    }
+
+    /// Sends CANCEL for an INVITE client transaction (§9.1): now if a provisional response
+    /// came, else as soon as one comes.
+    fn cancel_client(&mut self, now: Instant, id: (u32, u32)) {
+        let t = self.cfg.timers;
+        let Some(c) = self.clients.get_mut(id.0, id.1) else {
+            return;
+        };
+        if !c.invite || c.cancel_sent {
+            return;
+        }
+        match c.state {
+            ClientState::Calling => {
+                c.cancel_pending = true;
+            }
+            ClientState::Proceeding => {
+                let Ok(sent) = Message::parse(c.request.clone()) else {
+                    return;
+                };
+                let bytes = sip_core::builder::cancel_for(&sent);
+                let reliable = c.transport.is_reliable();
+                c.cancel_sent = true;
+                c.cancel = Some(CancelState {
+                    bytes: bytes.clone(),
+                    retransmit_at: (!reliable).then_some(now + t.t1),
+                    interval: t.t1,
+                    expire_at: now + 64 * t.t1,
+                });
+                // Give the INVITE time for its 487 (timer C is replaced by the CANCEL's).
+                c.timeout_at = Some(now + 64 * t.t1);
+                let tx = Transmit {
+                    destination: c.hop,
+                    transport: c.transport,
+                    local: c.local,
+                    connection: None,
+                    bytes,
+                };
+                if !reliable {
+                    self.arm(now + t.t1, TimerRef::Client(id.0, id.1));
+                }
+                self.arm(now + 64 * t.t1, TimerRef::Client(id.0, id.1));
+                self.transmits.push_back(tx);
+            }
+            _ => {}
+        }
+    }
+
+    /// Answers server transaction `id` with our own final response.
+    fn final_local(
+        &mut self,
+        now: Instant,
+        id: (u32, u32),
+        code: u16,
+        reason: &'static str,
+        retry_after: bool,
+    ) {
+        let Some(st) = self.servers.get(id.0, id.1) else {
+            return;
+        };
+        if st.state != ServerState::Proceeding {
+            return;
+        }
+        let ra = retry_after.then_some(self.cfg.failover.retry_after);
+        let bytes = self.build_reply(&st.request, code, reason, ra, &[]);
+        let origin = st.origin;
+        self.stats.rejected += 1;
+        self.count_local_reply(code);
+        self.events.push_back(Event::Rejected {
+            code,
+            reason,
+            source: origin.source,
+        });
+        self.server_final_sent(now, id, bytes.clone(), code);
+        self.send_to_origin(&origin, bytes);
+    }
+
+    /// Moves a server transaction to Completed (or Accepted for a 2xx to INVITE) after its
+    /// final response, arming timers G/H/J/L.
+    fn server_final_sent(&mut self, now: Instant, id: (u32, u32), bytes: Bytes, code: u16) {
+        let t = self.cfg.timers;
+        let Some(st) = self.servers.get_mut(id.0, id.1) else {
+            return;
+        };
+        let reliable = st.origin.transport.is_reliable();
+        st.last_response = Some(bytes);
+        if st.invite && (200..300).contains(&code) {
+            st.state = ServerState::Accepted;
+            st.retransmit_at = None;
+            st.expire_at = Some(now + t.wait);
+        } else if st.invite {
+            st.state = ServerState::Completed;
+            st.interval = t.t1;
+            st.retransmit_at = (!reliable).then_some(now + t.t1);
+            st.expire_at = Some(now + 64 * t.t1);
+        } else {
+            st.state = ServerState::Completed;
+            st.retransmit_at = None;
+            st.expire_at = Some(now + if reliable { Duration::ZERO } else { t.wait });
+        }
+        let next = st.retransmit_at.into_iter().chain(st.expire_at);
+        let arms: SmallVec<[Instant; 2]> = next.collect();
+        for at in arms {
+            self.arm(at, TimerRef::Server(id.0, id.1));
+        }
+    }
+
+    fn forward_final_upstream(&mut self, now: Instant, id: (u32, u32), resp: Message) {
+        let code = resp.status_code().unwrap_or(500);
+        let Some(st) = self.servers.get(id.0, id.1) else {
+            return;
+        };
+        if st.state != ServerState::Proceeding
+            && !(st.state == ServerState::Accepted && (200..300).contains(&code))
+        {
+            return;
+        }
+        let origin = st.origin;
+        let mut ed = Editor::new(&resp);
+        if ed.remove_top_via().is_err() {
+            return;
+        }
+        let Ok(bytes) = ed.finish() else { return };
+        self.stats.responses_forwarded += 1;
+        if st.state == ServerState::Proceeding {
+            self.server_final_sent(now, id, bytes.clone(), code);
+        }
+        self.send_to_origin(&origin, bytes);
+    }
+
+    // ---- responses ---------------------------------------------------------------------
+
+    fn handle_response(&mut self, now: Instant, origin: Origin, msg: Message) {
+        let code = msg.status_code().unwrap_or(0);
+        self.stats.responses_by_class[(code / 100).min(6) as usize] += 1;
+        let Some(via) = msg.top_via() else {
+            return self.drop_message(origin.source, DropReason::Malformed);
+        };
+        let Some(ours) = via.branch().and_then(OurBranch::decode) else {
+            return self.drop_message(origin.source, DropReason::NotOurVia);
+        };
+        if !self.sent_by_is_us(&via) {
+            return self.drop_message(origin.source, DropReason::NotOurVia);
+        }
+        if msg.call_id().is_none() || msg.cseq().is_none() {
+            return self.drop_message(origin.source, DropReason::Malformed);
+        }
+        match ours.kind {
+            BranchKind::Stateless(_) => self.stateless_response(now, origin, msg),
+            BranchKind::Transaction { index, generation } => {
+                if ours.worker != self.cfg.worker {
+                    return self.drop_message(origin.source, DropReason::OtherWorker);
+                }
+                self.client_response(now, origin, msg, (index, generation), code);
+            }
+        }
+    }
+
+    fn client_response(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        msg: Message,
+        id: (u32, u32),
+        code: u16,
+    ) {
+        let t = self.cfg.timers;
+        let cseq_method = msg.cseq().map(|c| c.1);
+        let Some(c) = self.clients.get_mut(id.0, id.1) else {
+            // RFC 6026: 2xx retransmissions for an INVITE whose transaction is gone are
+            // still forwarded.
+            if cseq_method == Some(Method::Invite) && (200..300).contains(&code) {
+                return self.stateless_response(now, origin, msg);
+            }
+            return self.drop_message(origin.source, DropReason::StrayResponse);
+        };
+        if cseq_method == Some(Method::Cancel) {
+            // The answer to our CANCEL: stop retransmitting it.
+            if code >= 200 {
+                c.cancel = None;
+            }
+            return;
+        }
+        if c.probe {
+            if code >= 200 {
+                self.probe_answered(now, id, code);
+            }
+            return;
+        }
+        let server = c.server;
+        match (c.state, code) {
+            (ClientState::Calling | ClientState::Proceeding, 100..=199) => {
+                let first = c.state == ClientState::Calling;
+                c.state = ClientState::Proceeding;
+                if c.invite {
+                    c.retransmit_at = None;
+                    if first {
+                        c.timeout_at = Some(now + t.no_final_invite);
+                        self.timers.push(Reverse((
+                            now + t.no_final_invite,
+                            TimerRef::Client(id.0, id.1),
+                        )));
+                    }
+                } else {
+                    c.interval = t.t2;
+                }
+                let pending = c.cancel_pending;
+                if pending {
+                    c.cancel_pending = false;
+                    self.cancel_client(now, id);
+                }
+                if code > 100
+                    && let Some(sid) = server
+                {
+                    self.forward_provisional(sid, &msg);
+                }
+            }
+            (ClientState::Calling | ClientState::Proceeding, 200..=699) => {
+                let rtt = now.saturating_duration_since(c.sent_at);
+                if c.accounted {
+                    c.accounted = false;
+                    if let Some(d) = &c.destination {
+                        d.response_received(code, rtt, now);
+                    }
+                }
+                c.retransmit_at = None;
+                c.timeout_at = None;
+                c.cancel_pending = false;
+                let reliable = c.transport.is_reliable();
+                let dest = c.destination.clone();
+                if c.invite && code < 300 {
+                    c.state = ClientState::Accepted;
+                    c.expire_at = Some(now + t.wait);
+                } else if c.invite {
+                    c.state = ClientState::Completed;
+                    let ack = Message::parse(c.request.clone())
+                        .ok()
+                        .map(|sent| sip_core::builder::ack_for(&sent, &msg));
+                    if let Some(a) = &ack {
+                        self.transmits.push_back(Transmit {
+                            destination: c.hop,
+                            transport: c.transport,
+                            local: c.local,
+                            connection: None,
+                            bytes: a.clone(),
+                        });
+                    }
+                    c.ack = ack;
+                    c.expire_at = Some(now + if reliable { Duration::ZERO } else { t.wait });
+                } else {
+                    c.state = ClientState::Completed;
+                    c.expire_at = Some(now + if reliable { Duration::ZERO } else { t.t4 });
+                }
+                let exp = c.expire_at;
+                if let Some(e) = exp {
+                    self.arm(e, TimerRef::Client(id.0, id.1));
+                }
+                if code == 503
+                    && let Some(d) = &dest
+                    && let Some(ra) = msg
+                        .header(HeaderName::RetryAfter)
+                        .and_then(|v| RetryAfter::parse(v).ok())
+                {
+                    d.mark_down_until(now + Duration::from_secs(u64::from(ra.seconds)));
+                }
+                if let Some(sid) = server {
+                    self.final_from_downstream(now, sid, dest, msg, code);
+                }
+            }
+            (ClientState::Accepted, 200..=299) => {
+                // A 2xx retransmission (RFC 6026 §7.2): forward it.
+                if let Some(sid) = server
+                    && self.servers.get(sid.0, sid.1).is_some()
+                {
+                    self.forward_final_upstream(now, sid, msg);
+                } else {
+                    self.stateless_response(now, origin, msg);
+                }
+            }
+            (ClientState::Completed, 300..=699) => {
+                self.stats.retransmissions_absorbed += 1;
+                if let Some(a) = c.ack.clone() {
+                    self.transmits.push_back(Transmit {
+                        destination: c.hop,
+                        transport: c.transport,
+                        local: c.local,
+                        connection: None,
+                        bytes: a,
+                    });
+                }
+            }
+            _ => {
+                self.stats.retransmissions_absorbed += 1;
+            }
+        }
+    }
+
+    fn forward_provisional(&mut self, sid: (u32, u32), msg: &Message) {
+        let Some(st) = self.servers.get(sid.0, sid.1) else {
+            return;
+        };
+        if st.state != ServerState::Proceeding {
+            return;
+        }
+        let origin = st.origin;
+        let mut ed = Editor::new(msg);
+        if ed.remove_top_via().is_err() {
+            return;
+        }
+        let Ok(bytes) = ed.finish() else { return };
+        if let Some(st) = self.servers.get_mut(sid.0, sid.1) {
+            st.last_response = Some(bytes.clone());
+        }
+        self.stats.responses_forwarded += 1;
+        self.send_to_origin(&origin, bytes);
+    }
+
+    fn final_from_downstream(
+        &mut self,
+        now: Instant,
+        sid: (u32, u32),
+        dest: Option<Arc<Destination>>,
+        msg: Message,
+        code: u16,
+    ) {
+        let Some(st) = self.servers.get_mut(sid.0, sid.1) else {
+            return;
+        };
+        st.client = None;
+        if (200..300).contains(&code) {
+            if st.initial_invite
+                && let Some(d) = &dest
+                && let Some(cid) = msg.call_id()
+                && self.calls.start(cid, d, now, self.cfg.timers.dialog)
+            {
+                self.events.push_back(Event::CallStarted {
+                    destination: d.clone(),
+                });
+            }
+            self.forward_final_upstream(now, sid, msg);
+            return;
+        }
+        let fails_over = !st.cancelled && st.fixed.is_none() && self.cfg.failover.fails_over(code);
+        if better(&msg, st.best.as_ref()) {
+            st.best = Some(msg);
+        }
+        if fails_over {
+            if let Some(d) = dest {
+                self.stats.failovers += 1;
+                self.events.push_back(Event::Failover {
+                    destination: d,
+                    cause: FailoverCause::Response(code),
+                });
+            }
+            self.attempt(now, sid);
+        } else {
+            let best = st.best.take().expect("just stored");
+            self.forward_final_upstream(now, sid, best);
+        }
+    }
+
+    // ---- timers ------------------------------------------------------------------------
+
+    /// Processes every timer due at `now`: retransmissions, timeouts and failover, probes,
+    /// the queue, expired dialogs.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, r))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match r {
+                TimerRef::Server(i, g) => self.server_timer(now, (i, g)),
+                TimerRef::Client(i, g) => self.client_timer(now, (i, g)),
+            }
+        }
+        if self.next_queue_check.is_some_and(|t| t <= now) {
+            self.service_queue(now);
+        }
+        if self.next_probe.is_some_and(|t| t <= now) {
+            self.send_probes(now);
+        }
+        if self.next_sweep.is_some_and(|t| t <= now) {
+            self.scratch.clear();
+            let mut ended = std::mem::take(&mut self.scratch);
+            self.calls.sweep(now, &mut ended);
+            for d in ended.drain(..) {
+                self.events.push_back(Event::CallEnded {
+                    destination: d,
+                    timed_out: true,
+                });
+            }
+            self.scratch = ended;
+            self.next_sweep = Some(now + Duration::from_secs(1));
+        }
+    }
+
+    fn server_timer(&mut self, now: Instant, id: (u32, u32)) {
+        let t2 = self.cfg.timers.t2;
+        let Some(st) = self.servers.get_mut(id.0, id.1) else {
+            return;
+        };
+        if st.expire_at.is_some_and(|e| e <= now) {
+            let st = self.servers.remove(id.0, id.1).expect("present");
+            if self.server_index.get(&st.key) == Some(&id) {
+                self.server_index.remove(&st.key);
+            }
+            return;
+        }
+        if st.state == ServerState::Completed
+            && let Some(at) = st.retransmit_at
+            && at <= now
+        {
+            // Timer G.
+            st.interval = (st.interval * 2).min(t2);
+            let next = now + st.interval;
+            st.retransmit_at = Some(next);
+            let bytes = st.last_response.clone();
+            let origin = st.origin;
+            self.arm(next, TimerRef::Server(id.0, id.1));
+            if let Some(b) = bytes {
+                self.stats.retransmissions_sent += 1;
+                self.send_to_origin(&origin, b);
+            }
+        }
+    }
+
+    fn client_timer(&mut self, now: Instant, id: (u32, u32)) {
+        let t = self.cfg.timers;
+        let Some(c) = self.clients.get_mut(id.0, id.1) else {
+            return;
+        };
+        if c.expire_at.is_some_and(|e| e <= now) {
+            self.remove_client(id);
+            return;
+        }
+        // CANCEL retransmission and give-up.
+        if let Some(cs) = &mut c.cancel {
+            if cs.expire_at <= now {
+                c.cancel = None;
+            } else if let Some(at) = cs.retransmit_at
+                && at <= now
+            {
+                cs.interval = (cs.interval * 2).min(t.t2);
+                let next = now + cs.interval;
+                cs.retransmit_at = Some(next);
+                let tx = Transmit {
+                    destination: c.hop,
+                    transport: c.transport,
+                    local: c.local,
+                    connection: None,
+                    bytes: cs.bytes.clone(),
+                };
+                self.transmits.push_back(tx);
+                self.stats.retransmissions_sent += 1;
+                self.arm(next, TimerRef::Client(id.0, id.1));
+            }
+        }
+        let Some(c) = self.clients.get_mut(id.0, id.1) else {
+            return;
+        };
+        if c.timeout_at.is_some_and(|e| e <= now) {
+            self.client_timed_out(now, id);
+            return;
+        }
+        if matches!(c.state, ClientState::Calling | ClientState::Proceeding)
+            && let Some(at) = c.retransmit_at
+            && at <= now
+        {
+            // Timer A (INVITE, doubling) or E (non-INVITE, capped at T2).
+            c.interval = if c.invite {
+                c.interval * 2
+            } else {
+                (c.interval * 2).min(t.t2)
+            };
+            let next = now + c.interval;
+            c.retransmit_at = Some(next);
+            let tx = Transmit {
+                destination: c.hop,
+                transport: c.transport,
+                local: c.local,
+                connection: None,
+                bytes: c.request.clone(),
+            };
+            self.transmits.push_back(tx);
+            self.stats.retransmissions_sent += 1;
+            self.arm(next, TimerRef::Client(id.0, id.1));
+        }
+    }
+
+    fn remove_client(&mut self, id: (u32, u32)) {
+        if let Some(c) = self.clients.remove(id.0, id.1) {
+            if c.accounted
+                && let Some(d) = &c.destination
+            {
+                d.transaction_cancelled();
+            }
+            if let Some(sid) = c.server
+                && let Some(st) = self.servers.get_mut(sid.0, sid.1)
+                && st.client == Some(id)
+            {
+                st.client = None;
+            }
+        }
+    }
+
+    fn client_timed_out(&mut self, now: Instant, id: (u32, u32)) {
+        let Some(c) = self.clients.get_mut(id.0, id.1) else {
+            return;
+        };
+        if c.probe {
+            self.probe_failed(now, id);
+            return;
+        }
+        let state = c.state;
+        let server = c.server;
+        let dest = c.destination.clone();
+        let had_cancel = c.cancel_sent;
+        if c.accounted {
+            c.accounted = false;
+            if let Some(d) = &dest {
+                d.transaction_timed_out(now);
+            }
+        }
+        if !matches!(state, ClientState::Calling | ClientState::Proceeding) {
+            self.remove_client(id);
+            return;
+        }
+        self.stats.timeouts += 1;
+        if c.invite && state == ClientState::Proceeding && !had_cancel {
+            // Timer C: the callee rings too long. Cancel it and answer 408.
+            c.timeout_at = None;
+            self.cancel_client(now, id);
+            if let Some(sid) = server {
+                if let Some(st) = self.servers.get_mut(sid.0, sid.1) {
+                    st.client = None;
+                }
+                self.final_local(now, sid, 408, "Request Timeout", false);
+            }
+            return;
+        }
+        self.remove_client(id);
+        let Some(sid) = server else { return };
+        let cancelled = self.servers.get(sid.0, sid.1).is_none_or(|st| st.cancelled);
+        if cancelled {
+            self.final_local(now, sid, 487, "Request Terminated", false);
+            return;
+        }
+        if let Some(d) = dest {
+            self.stats.failovers += 1;
+            self.events.push_back(Event::Failover {
+                destination: d,
+                cause: FailoverCause::Timeout,
+            });
+        }
+        self.attempt(now, sid);
+    }
+
+    // ---- probes ------------------------------------------------------------------------
+
+    fn send_probes(&mut self, now: Instant) {
+        let Some(pc) = self.cfg.probing.clone() else {
+            self.next_probe = None;
+            return;
+        };
+        self.next_probe = Some(now + pc.interval);
+        self.scratch.clear();
+        let mut targets = std::mem::take(&mut self.scratch);
+        self.dispatcher.probe_candidates(pc.mode, now, &mut targets);
+        for d in targets.drain(..) {
+            self.send_probe(now, &pc, d);
+        }
+        self.scratch = targets;
+    }
+
+    fn send_probe(&mut self, now: Instant, pc: &crate::config::ProbeConfig, d: Arc<Destination>) {
+        let target = d.target();
+        let Some(addr) = target.socket_addr else {
+            return;
+        };
+        let transport = target.transport;
+        let Some(out_ep) = self.outbound_for(transport).cloned() else {
+            return;
+        };
+        let (ci, cg) = self.clients.insert(ClientTx {
+            server: None,
+            destination: Some(d.clone()),
+            hop: addr,
+            transport,
+            local: Some(out_ep.addr),
+            invite: false,
+            state: ClientState::Calling,
+            request: Bytes::new(),
+            sent_at: now,
+            retransmit_at: None,
+            interval: self.cfg.timers.t1,
+            timeout_at: Some(now + pc.timeout),
+            expire_at: None,
+            accounted: false,
+            cancel: None,
+            cancel_sent: false,
+            cancel_pending: false,
+            ack: None,
+            probe: true,
+        });
+        self.probe_seq = self.probe_seq.wrapping_add(1);
+        let branch = OurBranch {
+            worker: self.cfg.worker,
+            kind: BranchKind::Transaction {
+                index: ci,
+                generation: cg,
+            },
+            loop_hash: 0,
+        }
+        .encode();
+        let host = self.host_of(&out_ep).to_owned();
+        let call_id = &branch.as_bytes()[crate::branch::PREFIX.len()..];
+        let mut tag = itoa::Buffer::new();
+        let probe = OptionsProbe {
+            target: d.uri().as_bytes(),
+            from: pc.from.as_bytes(),
+            from_tag: tag.format(self.probe_seq).as_bytes(),
+            call_id,
+            cseq: self.probe_seq,
+            via: ViaParts {
+                transport,
+                host: host.as_bytes(),
+                port: out_ep.port(),
+                branch: branch.as_bytes(),
+                rport: transport == Transport::Udp,
+            },
+            user_agent: Some(self.cfg.user_agent.as_bytes()),
+        };
+        let mut buf = BytesMut::new();
+        probe.write_into(&mut buf);
+        let bytes = buf.freeze();
+        let reliable = transport.is_reliable();
+        let c = self.clients.get_mut(ci, cg).expect("just inserted");
+        c.request = bytes.clone();
+        c.retransmit_at = (!reliable).then_some(now + self.cfg.timers.t1);
+        if !reliable {
+            self.arm(now + self.cfg.timers.t1, TimerRef::Client(ci, cg));
+        }
+        self.arm(now + pc.timeout, TimerRef::Client(ci, cg));
+        self.stats.probes_sent += 1;
+        self.transmits.push_back(Transmit {
+            destination: addr,
+            transport,
+            local: Some(out_ep.addr),
+            connection: None,
+            bytes,
+        });
+    }
+
+    fn probe_answered(&mut self, now: Instant, id: (u32, u32), code: u16) {
+        let Some(pc) = self.cfg.probing.clone() else {
+            return;
+        };
+        let Some(c) = self.clients.remove(id.0, id.1) else {
+            return;
+        };
+        let alive = pc.is_alive_code(code);
+        if alive {
+            self.stats.probes_alive += 1;
+        } else {
+            self.stats.probes_failed += 1;
+        }
+        if let Some(d) = c.destination {
+            let rtt = now.saturating_duration_since(c.sent_at);
+            if let Some(change) = d.probe_result(alive, Some(rtt), now, &pc.health) {
+                self.events.push_back(Event::DestinationState {
+                    destination: d,
+                    change,
+                });
+            }
+        }
+    }
+
+    fn probe_failed(&mut self, now: Instant, id: (u32, u32)) {
+        let Some(pc) = self.cfg.probing.clone() else {
+            self.clients.remove(id.0, id.1);
+            return;
+        };
+        let Some(c) = self.clients.remove(id.0, id.1) else {
+            return;
+        };
+        self.stats.probes_failed += 1;
+        if let Some(d) = c.destination
+            && let Some(change) = d.probe_result(false, None, now, &pc.health)
+        {
+            self.events.push_back(Event::DestinationState {
+                destination: d,
+                change,
+            });
+        }
+    }
+
+    /// Ends every transaction at once (shutdown past its deadline): client transactions
+    /// release their load counts, and nothing more is sent for them.
+    pub fn abandon_all(&mut self) {
+        let clients: Vec<_> = self.clients.keys().collect();
+        for id in clients {
+            self.remove_client(id);
+        }
+        let servers: Vec<_> = self.servers.keys().collect();
+        for id in servers {
+            self.servers.remove(id.0, id.1);
+        }
+        self.server_index.clear();
+        self.queue.clear();
+        self.timers.clear();
+    }
+}
+
+/// §16.7 step 6, simplified: a 6xx beats everything; otherwise the lowest class wins and
+/// the first response of a class stays.
+fn better(new: &Message, old: Option<&Message>) -> bool {
+    let Some(old) = old else { return true };
+    let n = new.status_code().unwrap_or(500) / 100;
+    let o = old.status_code().unwrap_or(500) / 100;
+    if o == 6 {
+        return false;
+    }
+    n == 6 || n < o
+}
+
+fn write_rr(out: &mut Scratch, ep: &LocalEndpoint, host: &str, cookie: &[u8]) {
+    out.extend_from_slice(b"<sip:");
+    out.extend_from_slice(host.as_bytes());
+    out.push(b':');
+    out.extend_from_slice(itoa::Buffer::new().format(ep.port()).as_bytes());
+    if ep.transport != Transport::Udp {
+        out.extend_from_slice(b";transport=");
+        out.extend_from_slice(ep.transport.uri_param().as_bytes());
+    }
+    out.extend_from_slice(b";lr;");
+    out.extend_from_slice(COOKIE_PARAM.as_bytes());
+    out.push(b'=');
+    out.extend_from_slice(cookie);
+    out.push(b'>');
+}
+
+/// Writes an IP address as text (IPv4 without `fmt`), returning its length.
+fn write_ip(ip: IpAddr, out: &mut [u8; 48]) -> usize {
+    match ip {
+        IpAddr::V4(a) => {
+            let mut n = 0;
+            for (i, o) in a.octets().iter().enumerate() {
+                if i > 0 {
+                    out[n] = b'.';
+                    n += 1;
+                }
+                let mut b = itoa::Buffer::new();
+                let d = b.format(*o).as_bytes();
+                out[n..n + d.len()].copy_from_slice(d);
+                n += d.len();
+            }
+            n
+        }
+        IpAddr::V6(a) => {
+            use std::io::Write;
+            let mut cur = std::io::Cursor::new(&mut out[..]);
+            let _ = write!(cur, "{a}");
+            cur.position() as usize
+        }
+    }
+}
+
+/// Removes the first `n` Route values of the request (across header lines).
+fn remove_route_values(
+    req: &Message,
+    ed: &mut Editor<'_>,
+    mut n: u8,
+) -> Result<(), sip_core::editor::EditError> {
+    if n == 0 {
+        return Ok(());
+    }
+    for h in req.headers_named(HeaderName::Route) {
+        let values: SmallVec<[usize; 4]> = CommaSplit::new(h.value).map(|(off, _)| off).collect();
+        let k = values.len().min(n as usize);
+        if k == values.len() {
+            ed.remove(h.line)?;
+        } else {
+            let start = h.value_span.start as usize;
+            ed.remove(Span::new(start, start + values[k]))?;
+        }
+        n -= k as u8;
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! A generational slab: transaction storage addressed by (index, generation), so a stale
+//! reference (a late response, an old timer) never reaches a reused slot.
+
+#[derive(Debug)]
+struct Slot<T> {
+    generation: u32,
+    value: Option<T>,
+}
+
+/// Storage with stable, generation-checked keys.
+#[derive(Debug)]
+pub(crate) struct Slab<T> {
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    pub(crate) fn insert(&mut self, value: T) -> (u32, u32) {
+        self.len += 1;
+        if let Some(i) = self.free.pop() {
+            let s = &mut self.slots[i as usize];
+            s.generation = s.generation.wrapping_add(1);
+            s.value = Some(value);
+            (i, s.generation)
+        } else {
+            self.slots.push(Slot {
+                generation: 0,
+                value: Some(value),
+            });
+            ((self.slots.len() - 1) as u32, 0)
+        }
+    }
+
+    pub(crate) fn get(&self, index: u32, generation: u32) -> Option<&T> {
+        let s = self.slots.get(index as usize)?;
+        if s.generation == generation {
+            s.value.as_ref()
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, index: u32, generation: u32) -> Option<&mut T> {
+        let s = self.slots.get_mut(index as usize)?;
+        if s.generation == generation {
+            s.value.as_mut()
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn remove(&mut self, index: u32, generation: u32) -> Option<T> {
+        let s = self.slots.get_mut(index as usize)?;
+        if s.generation != generation {
+            return None;
+        }
+        let v = s.value.take()?;
+        self.free.push(index);
+        self.len -= 1;
+        Some(v)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Keys of every occupied slot.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.value.is_some())
+            .map(|(i, s)| (i as u32, s.generation))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_keys_miss() {
+        let mut s = Slab::default();
+        let a = s.insert(1);
+        assert_eq!(s.remove(a.0, a.1), Some(1));
+        let b = s.insert(2);
+        assert_eq!(a.0, b.0);
+        assert_ne!(a.1, b.1);
+        assert_eq!(s.get(a.0, a.1), None);
+        assert_eq!(s.get(b.0, b.1), Some(&2));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.keys().count(), 1);
+    }
+}

@@ -1,0 +1,495 @@
+//! Table-driven scenarios: messages in at given times, exactly these messages and timers out.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use sip_core::{HeaderName, Message, Method};
+use sip_proxy::{Event, Mode};
+use support::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn caller() -> std::net::SocketAddr {
+    addr(CALLER)
+}
+
+#[test]
+fn basic_call_stateful() {
+    let mut net = Net::with_backends(Mode::Stateful, 1);
+    net.send(caller(), invite("c1", "z9hG4bKinv1"));
+    let out = net.out();
+    assert_eq!(out.len(), 2, "{}", describe(&out));
+    let trying = Message::parse(out[0].bytes.clone()).unwrap();
+    assert_eq!(out[0].destination, caller());
+    assert_eq!(trying.status_code(), Some(100));
+    assert_eq!(out[1].destination, backend(0));
+    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    // Our Via on top, the caller's below with received and rport filled.
+    assert_eq!(fwd.via_count(), 2);
+    let vias: Vec<_> = fwd.vias().map(Result::unwrap).collect();
+    assert!(vias[0].branch().unwrap().starts_with(b"z9hG4bK"));
+    assert_eq!(vias[1].rport(), Some(Some(5070)));
+    assert_eq!(vias[1].received(), Some(&b"127.0.0.1"[..]));
+    assert_eq!(fwd.max_forwards(), Some(69));
+    let rr = fwd.header(HeaderName::RecordRoute).unwrap();
+    assert!(
+        rr.starts_with(b"<sip:127.0.0.1:5060;lr;lbd="),
+        "{}",
+        String::from_utf8_lossy(rr)
+    );
+    assert_eq!(fwd.body(), b"v=0\n");
+
+    // 100 from the backend is absorbed, 180 and 200 go up without our Via.
+    net.send(backend(0), respond(&fwd, 100, "Trying"));
+    net.expect_none();
+    net.send(backend(0), respond(&fwd, 180, "Ringing"));
+    let ringing = net.expect_one(caller());
+    assert_eq!(ringing.status_code(), Some(180));
+    assert_eq!(ringing.via_count(), 1);
+    net.send(backend(0), respond(&fwd, 200, "OK"));
+    let ok = net.expect_one(caller());
+    assert_eq!(ok.status_code(), Some(200));
+    assert_eq!(ok.via_count(), 1);
+    assert_eq!(net.active_calls(0), 1);
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::CallStarted { .. }))
+    );
+
+    // ACK and BYE follow the Record-Route to the backend.
+    net.send(caller(), in_dialog("ACK", &ok, "z9hG4bKack1", 1));
+    let ack = net.expect_one(backend(0));
+    assert_eq!(ack.method(), Some(Method::Ack));
+    assert_eq!(ack.route_count(), 0, "our Route is removed");
+    assert_eq!(ack.via_count(), 2);
+    net.send(caller(), in_dialog("BYE", &ok, "z9hG4bKbye1", 2));
+    let bye = net.expect_one(backend(0));
+    assert_eq!(bye.method(), Some(Method::Bye));
+    assert_eq!(net.active_calls(0), 0);
+    net.send(backend(0), respond(&bye, 200, "OK"));
+    let bye_ok = net.expect_one(caller());
+    assert_eq!(bye_ok.status_code(), Some(200));
+    assert_eq!(bye_ok.cseq().unwrap().1, Method::Bye);
+    net.drain_and_check();
+    assert!(net.calls.is_empty());
+}
+
+#[test]
+fn retransmissions_are_absorbed_and_answered_from_state() {
+    let mut net = Net::with_backends(Mode::Stateful, 1);
+    net.send(caller(), invite("c2", "z9hG4bKinv2"));
+    let out = net.out();
+    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    // The caller retransmits: we answer 100 again and do not forward.
+    net.send(caller(), invite("c2", "z9hG4bKinv2"));
+    let again = net.expect_one(caller());
+    assert_eq!(again.status_code(), Some(100));
+    // Timer A: the INVITE is retransmitted to the backend at T1, 2·T1.
+    let sent = net.advance_collect(ms(500));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].destination, backend(0));
+    assert_eq!(sent[0].bytes, out[1].bytes);
+    let sent = net.advance_collect(ms(999));
+    assert!(sent.is_empty(), "{}", describe(&sent));
+    let sent = net.advance_collect(ms(1));
+    assert_eq!(sent.len(), 1);
+    // A 486 is ACKed hop by hop and forwarded once; its retransmission only re-ACKs.
+    net.send(backend(0), respond(&fwd, 486, "Busy Here"));
+    let out = net.out();
+    assert_eq!(out.len(), 2, "{}", describe(&out));
+    let ack = Message::parse(out[0].bytes.clone()).unwrap();
+    assert_eq!(out[0].destination, backend(0));
+    assert_eq!(ack.method(), Some(Method::Ack));
+    assert_eq!(ack.top_via_branch(), fwd.top_via_branch());
+    assert_eq!(ack.to_tag(), Some(&b"b1"[..]));
+    let busy = Message::parse(out[1].bytes.clone()).unwrap();
+    assert_eq!(busy.status_code(), Some(486));
+    net.send(backend(0), respond(&fwd, 486, "Busy Here"));
+    let re_ack = net.expect_one(backend(0));
+    assert_eq!(re_ack.method(), Some(Method::Ack));
+    // Timer G retransmits the 486 to the caller until its ACK arrives.
+    let sent = net.advance_collect(ms(500));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].destination, caller());
+    let mut ack_up = request("ACK", "c2", "z9hG4bKinv2", 1);
+    ack_up = ack_up.replace(
+        "To: <sip:service@127.0.0.1:5060>",
+        &format!(
+            "To: {}",
+            String::from_utf8_lossy(busy.header(HeaderName::To).unwrap())
+        ),
+    );
+    net.send(caller(), ack_up);
+    net.expect_none();
+    let sent = net.advance_collect(Duration::from_secs(10));
+    assert!(sent.is_empty(), "{}", describe(&sent));
+    net.drain_and_check();
+}
+
+#[test]
+fn cancel_before_answer() {
+    let mut net = Net::with_backends(Mode::Stateful, 1);
+    net.send(caller(), invite("c3", "z9hG4bKinv3"));
+    let out = net.out();
+    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    net.send(backend(0), respond(&fwd, 180, "Ringing"));
+    net.expect_one(caller());
+    net.send(caller(), request("CANCEL", "c3", "z9hG4bKinv3", 1));
+    let out = net.out();
+    assert_eq!(out.len(), 2, "{}", describe(&out));
+    let ok = Message::parse(out[0].bytes.clone()).unwrap();
+    assert_eq!(out[0].destination, caller());
+    assert_eq!(ok.status_code(), Some(200));
+    assert_eq!(ok.cseq().unwrap().1, Method::Cancel);
+    let cancel = Message::parse(out[1].bytes.clone()).unwrap();
+    assert_eq!(out[1].destination, backend(0));
+    assert_eq!(cancel.method(), Some(Method::Cancel));
+    assert_eq!(cancel.top_via_branch(), fwd.top_via_branch());
+    net.send(backend(0), respond(&cancel, 200, "OK"));
+    net.expect_none();
+    net.send(backend(0), respond(&fwd, 487, "Request Terminated"));
+    let out = net.out();
+    assert_eq!(out.len(), 2, "{}", describe(&out));
+    assert_eq!(out[0].destination, backend(0)); // ACK
+    let up = Message::parse(out[1].bytes.clone()).unwrap();
+    assert_eq!(up.status_code(), Some(487));
+    assert_eq!(net.active_calls(0), 0);
+    net.drain_and_check();
+}
+
+#[test]
+fn cancel_before_any_provisional_waits_for_one() {
+    let mut net = Net::with_backends(Mode::Stateful, 1);
+    net.send(caller(), invite("c3b", "z9hG4bKinv3b"));
+    let out = net.out();
+    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    net.send(caller(), request("CANCEL", "c3b", "z9hG4bKinv3b", 1));
+    let ok = net.expect_one(caller());
+    assert_eq!(ok.status_code(), Some(200));
+    net.send(backend(0), respond(&fwd, 180, "Ringing"));
+    let out = net.out();
+    assert!(out.iter().any(|t| t.destination == backend(0)
+        && Message::parse(t.bytes.clone()).unwrap().method() == Some(Method::Cancel)));
+    net.send(backend(0), respond(&fwd, 487, "Request Terminated"));
+    let out = net.out();
+    assert!(out.iter().any(|t| t.destination == caller()
+        && Message::parse(t.bytes.clone()).unwrap().status_code() == Some(487)));
+    net.drain_and_check();
+}
+
+#[test]
+fn cancel_without_transaction_is_481() {
+    let mut net = Net::with_backends(Mode::Stateful, 1);
+    net.send(caller(), request("CANCEL", "nope", "z9hG4bKnope", 1));
+    assert_eq!(net.expect_one(caller()).status_code(), Some(481));
+}
+
+#[test]
+fn failover_on_timeout() {
+    let mut net = Net::with_backends(Mode::Stateful, 2);
+    net.send(caller(), invite("c4", "z9hG4bKinv4"));
+    let out = net.out();
+    let first = out[1].destination;
+    let sent = net.advance_collect(Duration::from_secs(5));
+    // Retransmissions at 0.5, 1.5, 3.5 s to the first, then the INVITE to the other.
+    let to_first = sent.iter().filter(|t| t.destination == first).count();
+    assert_eq!(to_first, 3, "{}", describe(&sent));
+    let other: Vec<_> = sent.iter().filter(|t| t.destination != first).collect();
+    assert_eq!(other.len(), 1, "{}", describe(&sent));
+    let fwd2 = Message::parse(other[0].bytes.clone()).unwrap();
+    assert_eq!(fwd2.method(), Some(Method::Invite));
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::Failover { .. }))
+    );
+    net.send(other[0].destination, respond(&fwd2, 200, "OK"));
+    let ok = net.expect_one(caller());
+    assert_eq!(ok.status_code(), Some(200));
+    net.drain_and_check();
+}
+
+#[test]
+fn failover_on_500_then_answer() {
+    let mut net = Net::with_backends(Mode::Stateful, 2);
+    net.send(caller(), invite("c5", "z9hG4bKinv5"));
+    let out = net.out();
+    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    let first = out[1].destination;
+    net.send(first, respond(&fwd, 500, "Server Internal Error"));
+    let out = net.out();
+    assert_eq!(out.len(), 2, "{}", describe(&out));
+    assert_eq!(out[0].destination, first); // ACK for the 500
+    assert_ne!(out[1].destination, first); // the INVITE elsewhere
+    let fwd2 = Message::parse(out[1].bytes.clone()).unwrap();
+    assert_ne!(fwd2.top_via_branch(), fwd.top_via_branch());
+    net.send(out[1].destination, respond(&fwd2, 200, "OK"));
+    assert_eq!(net.expect_one(caller()).status_code(), Some(200));
+    net.drain_and_check();
+}
+
+#[test]
+fn every_destination_failing_gives_best_response_or_503() {
+    // Both answer 503: the caller gets our 503 with Retry-After? No: the best response
+    // received (a 503 from downstream) per §16.7.
+    let mut net = Net::with_backends(Mode::Stateful, 2);
+    net.send(caller(), invite("c6", "z9hG4bKinv6"));
+    let out = net.out();
+    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    net.send(out[1].destination, respond(&fwd, 500, "Oops"));
+    let out = net.out();
+    let fwd2 = Message::parse(out[1].bytes.clone()).unwrap();
+    net.send(out[1].destination, respond(&fwd2, 503, "Busy"));
+    let out = net.out();
+    let up = out
+        .iter()
+        .find(|t| t.destination == caller())
+        .map(|t| Message::parse(t.bytes.clone()).unwrap())
+        .unwrap();
+    assert_eq!(up.status_code(), Some(500));
+    net.drain_and_check();
+
+    // Nobody answers at all: 503 with Retry-After.
+    let mut net = Net::with_backends(Mode::Stateful, 2);
+    net.send(caller(), invite("c7", "z9hG4bKinv7"));
+    net.out();
+    let sent = net.advance_collect(Duration::from_secs(11));
+    let up: Vec<_> = sent
+        .iter()
+        .filter(|t| t.destination == caller())
+        .map(|t| Message::parse(t.bytes.clone()).unwrap())
+        .collect();
+    // Our 503 (retransmitted by timer G until the caller ACKs it).
+    assert!(!up.is_empty(), "{}", describe(&sent));
+    assert!(up.iter().all(|m| m.status_code() == Some(503)));
+    assert!(up[0].header(HeaderName::RetryAfter).is_some());
+    net.drain_and_check();
+}
+
+#[test]
+fn no_usable_destination_is_503() {
+    let mut net = Net::new(config(Mode::Stateful), "1 sip:127.0.0.1:5080 4\n");
+    net.send(caller(), invite("c8", "z9hG4bKinv8"));
+    let out = net.out();
+    let last = Message::parse(out.last().unwrap().bytes.clone()).unwrap();
+    assert_eq!(last.status_code(), Some(503));
+    assert!(last.header(HeaderName::RetryAfter).is_some());
+    net.drain_and_check();
+}
+
+#[test]
+fn stateless_retransmission_goes_to_the_same_destination() {
+    let mut net = Net::with_backends(Mode::Stateless, 2);
+    net.send(caller(), invite("s1", "z9hG4bKs1"));
+    let a = net.out();
+    assert_eq!(a.len(), 1, "{}", describe(&a));
+    net.send(caller(), invite("s1", "z9hG4bKs1"));
+    let b = net.out();
+    assert_eq!(b.len(), 1);
+    assert_eq!(a[0].destination, b[0].destination);
+    assert_eq!(a[0].bytes, b[0].bytes, "same branch, same bytes");
+    // A new call goes to the other backend (round robin), its CANCEL follows it.
+    net.send(caller(), invite("s2", "z9hG4bKs2"));
+    let c = net.out();
+    assert_ne!(c[0].destination, a[0].destination);
+    net.send(caller(), request("CANCEL", "s2", "z9hG4bKs2", 1));
+    let d = net.out();
+    assert_eq!(d[0].destination, c[0].destination);
+    let fwd_inv = Message::parse(c[0].bytes.clone()).unwrap();
+    let fwd_cancel = Message::parse(d[0].bytes.clone()).unwrap();
+    assert_eq!(fwd_inv.top_via_branch(), fwd_cancel.top_via_branch());
+    // Responses go back by Via.
+    net.send(c[0].destination, respond(&fwd_inv, 180, "Ringing"));
+    let up = net.expect_one(caller());
+    assert_eq!(up.via_count(), 1);
+    net.send(c[0].destination, respond(&fwd_inv, 200, "OK"));
+    let ok = net.expect_one(caller());
+    assert_eq!(ok.status_code(), Some(200));
+    net.send(caller(), in_dialog("BYE", &ok, "z9hG4bKsbye", 2));
+    let bye = net.out();
+    assert_eq!(
+        bye[0].destination, c[0].destination,
+        "BYE follows the cookie"
+    );
+}
+
+#[test]
+fn forged_cookie_is_refused() {
+    let mut net = Net::with_backends(Mode::Stateful, 1);
+    net.send(caller(), invite("f1", "z9hG4bKf1"));
+    let out = net.out();
+    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    net.send(backend(0), respond(&fwd, 200, "OK"));
+    let ok = net.expect_one(caller());
+    let bye = in_dialog("BYE", &ok, "z9hG4bKfbye", 2);
+    // Flip one hex digit of the cookie.
+    let pos = bye.find("lbd=").unwrap() + 6;
+    let mut bytes = bye.into_bytes();
+    bytes[pos] = if bytes[pos] == b'0' { b'1' } else { b'0' };
+    net.send(caller(), Bytes::from(bytes));
+    let r = net.expect_one(caller());
+    assert_eq!(r.status_code(), Some(403));
+    assert_eq!(net.active_calls(0), 1, "a refused BYE ends nothing");
+}
+
+#[test]
+fn max_forwards_zero_is_483_and_oversized_is_513() {
+    let mut net = Net::with_backends(Mode::Stateful, 1);
+    let m = invite("m1", "z9hG4bKm1").replace("Max-Forwards: 70", "Max-Forwards: 0");
+    net.send(caller(), m);
+    assert_eq!(net.expect_one(caller()).status_code(), Some(483));
+    let big = invite("m2", "z9hG4bKm2").replace(
+        "Content-Length: 4\r\n\r\nv=0\n",
+        &format!("Content-Length: 70000\r\n\r\n{}", "a".repeat(70000)),
+    );
+    net.send(caller(), big);
+    assert_eq!(net.expect_one(caller()).status_code(), Some(513));
+    net.drain_and_check();
+}
+
+#[test]
+fn options_to_the_balancer_is_200_and_other_checks() {
+    let mut net = Net::with_backends(Mode::Stateful, 1);
+    net.send(caller(), request("OPTIONS", "o1", "z9hG4bKo1", 1));
+    let r = net.expect_one(caller());
+    assert_eq!(r.status_code(), Some(200));
+    // Proxy-Require with an unknown extension: 420 with Unsupported.
+    let m = request("MESSAGE", "o2", "z9hG4bKo2", 1)
+        .replace("Max-Forwards: 70", "Max-Forwards: 70\r\nProxy-Require: foo");
+    net.send(caller(), m);
+    let r = net.expect_one(caller());
+    assert_eq!(r.status_code(), Some(420));
+    assert_eq!(r.header(HeaderName::Unsupported), Some(&b"foo"[..]));
+    // Unknown scheme: 416.
+    let m = request("MESSAGE", "o3", "z9hG4bKo3", 1).replace(
+        "MESSAGE sip:service@127.0.0.1:5060",
+        "MESSAGE mailto:x@example.com",
+    );
+    net.send(caller(), m);
+    assert_eq!(net.expect_one(caller()).status_code(), Some(416));
+    // Missing Call-ID: 400.
+    let m = request("MESSAGE", "o4", "z9hG4bKo4", 1).replace("Call-ID: o4\r\n", "");
+    net.send(caller(), m);
+    assert_eq!(net.expect_one(caller()).status_code(), Some(400));
+}
+
+#[test]
+fn a_looping_request_is_482() {
+    let mut net = Net::with_backends(Mode::Stateless, 1);
+    net.send(caller(), request("MESSAGE", "l1", "z9hG4bKl1", 1));
+    let out = net.out();
+    // The backend sends it straight back to us (adding its own Via).
+    let looped = String::from_utf8_lossy(&out[0].bytes).replacen(
+        "Via: ",
+        "Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKback\r\nVia: ",
+        1,
+    );
+    net.send(backend(0), looped);
+    assert_eq!(net.expect_one(backend(0)).status_code(), Some(482));
+}
+
+#[test]
+fn probes_mark_a_destination_down_then_up() {
+    let mut cfg = config(Mode::Stateful);
+    cfg.probing = Some(sip_proxy::ProbeConfig {
+        interval: Duration::from_secs(2),
+        timeout: Duration::from_secs(1),
+        ..Default::default()
+    });
+    let mut net = Net::new(cfg, &list(1));
+    let mut down = false;
+    // No answers: after the threshold the destination is inactive.
+    for _ in 0..10 {
+        let sent = net.advance_collect(Duration::from_secs(2));
+        assert!(sent.iter().all(|t| t.destination == backend(0)));
+        if !net.dispatcher.snapshot().set(1).unwrap().destinations()[0].is_usable(net.now) {
+            down = true;
+            break;
+        }
+    }
+    assert!(down, "never marked down");
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::DestinationState { .. }))
+    );
+    // Now it answers every probe.
+    let mut up = false;
+    for _ in 0..10 {
+        let sent = net.advance_collect(Duration::from_secs(2));
+        for t in sent {
+            let m = Message::parse(t.bytes.clone()).unwrap();
+            if m.method() == Some(Method::Options) {
+                net.send(backend(0), respond(&m, 200, "OK"));
+            }
+        }
+        if net.dispatcher.snapshot().set(1).unwrap().destinations()[0].is_usable(net.now) {
+            up = true;
+            break;
+        }
+    }
+    assert!(up, "never marked up again");
+}
+
+#[test]
+fn rfc4475_invalid_requests_get_4xx_and_nothing_is_forwarded() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../sip-core/tests/corpus/rfc4475"
+    );
+    for f in [
+        "badinv01",
+        "clerr",
+        "ncl",
+        "scalar02",
+        "quotbal",
+        "ltgtruri",
+        "lwsruri",
+        "lwsstart",
+        "trws",
+        "escruri",
+        "badaspec",
+        "baddn",
+        "badvers",
+        "mismatch01",
+        "mismatch02",
+        "insuf",
+        "multi01",
+        "mcl01",
+        "bext01",
+        "unkscm",
+        "zeromf",
+    ] {
+        let mut net = Net::with_backends(Mode::Stateful, 1);
+        let data = std::fs::read(format!("{dir}/{f}.dat")).unwrap();
+        net.send(caller(), data);
+        let out = net.out();
+        assert!(
+            out.iter().all(|t| t.destination == caller()),
+            "{f}: forwarded: {}",
+            describe(&out)
+        );
+        if let Some(t) = out.first() {
+            // The reply copies the request's own (possibly broken) Via, so read its status
+            // line only.
+            let line = String::from_utf8_lossy(&t.bytes[..12]).to_string();
+            assert!(
+                line.starts_with("SIP/2.0 4") || line.starts_with("SIP/2.0 505"),
+                "{f}: {line}"
+            );
+        } else {
+            // Only a request too broken to carry a Via may go unanswered.
+            assert!(
+                net.events
+                    .iter()
+                    .any(|e| matches!(e, Event::Dropped { .. })),
+                "{f}: neither answered nor counted"
+            );
+        }
+    }
+}
