@@ -1,5 +1,354 @@
-//! The `sip-lb` binary (being assembled; see README.md).
-fn main() {
-    eprintln!("sip-lb: the runtime is not assembled yet");
-    std::process::exit(2);
+//! `sip-lb`: the SIP load balancer. See README.md for the configuration and the admin API.
+//!
+//! ```text
+//! sip-lb --listen udp:127.0.0.1:5060 --dispatcher-list FILE --set 1 --algorithm 4 [--stateless] [--admin 127.0.0.1:9060]
+//! sip-lb --config sip-lb.toml
+//! sip-lb check-config sip-lb.toml
+//! sip-lb demo [--duration S] [--rate R] [--algorithm A]
+//! ```
+
+mod admin;
+mod config;
+mod demo;
+mod runtime;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use config::{AlgorithmSetting, Config, Listen, LogFormat, ModeSetting};
+use sip_dispatch::Dispatcher;
+
+/// A SIP load balancer (Kamailio dispatcher compatible).
+#[derive(Parser, Debug)]
+#[command(name = "sip-lb", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Configuration file (TOML); command-line options override it.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Listener, `udp:`, `tcp:`, `tls:`, `ws:` or `wss:` + address (repeatable).
+    #[arg(long)]
+    listen: Vec<Listen>,
+    /// A Kamailio dispatcher.list file.
+    #[arg(long)]
+    dispatcher_list: Option<PathBuf>,
+    /// The destination set to balance over.
+    #[arg(long)]
+    set: Option<u32>,
+    /// Algorithm: Kamailio number or name (round-robin, call-id-hash, ...).
+    #[arg(long)]
+    algorithm: Option<String>,
+    /// Forward statelessly.
+    #[arg(long)]
+    stateless: bool,
+    /// Admin HTTP listener (port 0 picks a free port).
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+    /// Log level or filter.
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate a configuration file and print the effective configuration.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Run the balancer with built-in demo backends and a demo caller on loopback.
+    Demo {
+        /// Seconds to run.
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Calls per second.
+        #[arg(long, default_value_t = 20)]
+        rate: u32,
+        /// Algorithm (number or name).
+        #[arg(long, default_value = "round-robin")]
+        algorithm: String,
+    },
+}
+
+fn build_config(cli: &Cli) -> Result<Config, String> {
+    let mut cfg = match &cli.config {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if !cli.listen.is_empty() {
+        cfg.proxy.listen = cli.listen.clone();
+    }
+    if let Some(l) = &cli.dispatcher_list {
+        cfg.dispatcher.list = Some(l.clone());
+        cfg.dispatcher.destinations.clear();
+        if cli.config.is_none() {
+            cfg.origin = None;
+        }
+    }
+    if let Some(s) = cli.set {
+        cfg.dispatcher.set = s;
+    }
+    if let Some(a) = &cli.algorithm {
+        cfg.dispatcher.algorithm = AlgorithmSetting(
+            a.parse()
+                .map_err(|e| format!("command line: --algorithm: {e}"))?,
+        );
+    }
+    if cli.stateless {
+        cfg.proxy.mode = ModeSetting::Stateless;
+    }
+    if let Some(a) = cli.admin {
+        cfg.admin.listen = a;
+        cfg.admin.enabled = true;
+    }
+    if let Some(w) = cli.workers {
+        cfg.proxy.workers = w;
+    }
+    if let Some(f) = cli.log_format {
+        cfg.log.format = f;
+    }
+    if let Some(l) = &cli.log_level {
+        cfg.log.level = l.clone();
+    }
+    cfg.validate()
+        .map_err(|(field, m)| format!("{}: {field}: {m}", cfg.origin_name()))?;
+    if cfg.dispatcher.list.is_none() && cfg.dispatcher.destinations.is_empty() {
+        return Err(
+            "no destinations: give --dispatcher-list FILE, or a config with [dispatcher] list or destinations (try `sip-lb demo`)"
+                .into(),
+        );
+    }
+    cfg.destination_list().map_err(|e| e.to_string())?;
+    Ok(cfg)
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match cfg.log.format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::CheckConfig { file }) => match Config::load(file) {
+            Ok(cfg) => {
+                print!("{}", cfg.to_toml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+        Some(Command::Demo {
+            duration,
+            rate,
+            algorithm,
+        }) => match demo::run(*duration, *rate, algorithm) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sip-lb demo: {e}");
+                ExitCode::from(1)
+            }
+        },
+        None => {
+            let cfg = match build_config(&cli) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("sip-lb: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            init_logging(&cfg);
+            match serve(cfg, None) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("sip-lb: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+/// A handle that stops a running balancer (used by the demo).
+#[derive(Clone, Default)]
+pub struct StopHandle(Arc<tokio::sync::Notify>);
+
+impl StopHandle {
+    /// Asks the balancer to stop.
+    pub fn stop(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// What a started balancer reports back (used by the demo).
+pub struct Started {
+    /// The admin address, when serving.
+    pub admin: Option<SocketAddr>,
+    /// Shared runtime state.
+    pub shared: Arc<runtime::Shared>,
+}
+
+/// Runs the balancer until SIGTERM/SIGINT (or `control`'s stop): workers, admin HTTP,
+/// SIGHUP reload.
+pub fn serve(
+    cfg: Config,
+    control: Option<(StopHandle, std::sync::mpsc::Sender<Started>)>,
+) -> Result<(), String> {
+    let list = cfg.destination_list().map_err(|e| e.to_string())?;
+    let dispatcher = Arc::new(Dispatcher::new(list));
+    if cfg.proxy.cookie_key.is_none() {
+        tracing::warn!(
+            "no proxy.cookie_key configured: using a random one; dialogs will not survive a restart or move between instances"
+        );
+    }
+    let mut stream = sip_transport::StreamConfig::default();
+    stream.limits.max_message_size = cfg.limits.max_message_size;
+    stream.limits.max_connections = cfg.limits.max_connections;
+    stream.limits.max_connections_per_ip = cfg.limits.max_connections_per_ip;
+    if let (Some(c), Some(k)) = (&cfg.tls.cert, &cfg.tls.key) {
+        let cert = std::fs::read(c).map_err(|e| format!("tls.cert {}: {e}", c.display()))?;
+        let key = std::fs::read(k).map_err(|e| format!("tls.key {}: {e}", k.display()))?;
+        stream.tls_server = Some(
+            sip_transport::tls::server_config_from_pem(&cert, &key)
+                .map_err(|e| format!("tls.cert/tls.key: {e}"))?,
+        );
+    }
+    if let Some(ca) = &cfg.tls.ca {
+        let pem = std::fs::read(ca).map_err(|e| format!("tls.ca {}: {e}", ca.display()))?;
+        stream.tls_client = Some(
+            sip_transport::tls::client_config_from_ca_pem(&pem)
+                .map_err(|e| format!("tls.ca: {e}"))?,
+        );
+    }
+    let spec = runtime::RuntimeSpec {
+        listeners: cfg
+            .proxy
+            .listen
+            .iter()
+            .map(|l| (l.transport, l.addr))
+            .collect(),
+        workers: cfg.worker_count(),
+        proxy: cfg.proxy_config(),
+        drain: Duration::from_secs(cfg.proxy.drain_s),
+        stream,
+        linger: Duration::from_micros(cfg.proxy.linger_us),
+    };
+    let rt = runtime::Runtime::start(spec, dispatcher.clone())
+        .map_err(|e| format!("cannot start: {e}"))?;
+    tracing::info!(
+        udp = ?rt.udp_addrs(),
+        streams = ?rt.stream_addrs(),
+        workers = cfg.worker_count(),
+        mode = ?cfg.proxy.mode,
+        algorithm = cfg.dispatcher.algorithm.0.name(),
+        "sip-lb running"
+    );
+    let shared = rt.shared.clone();
+    let main_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let cfg = Arc::new(std::sync::Mutex::new(cfg));
+    let reload = {
+        let cfg = cfg.clone();
+        let dispatcher = dispatcher.clone();
+        Arc::new(move || -> Result<sip_dispatch::ReloadReport, String> {
+            let c = cfg.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh = match &c.origin {
+                Some(p) => {
+                    let mut n = Config::load(p).map_err(|e| e.to_string())?;
+                    // A list given on the command line stays in force.
+                    if c.dispatcher.list.is_some() && n.dispatcher.list.is_none() {
+                        n.dispatcher.list = c.dispatcher.list.clone();
+                    }
+                    n
+                }
+                None => c.clone(),
+            };
+            let list = fresh.destination_list().map_err(|e| e.to_string())?;
+            let report = dispatcher.reload(list);
+            tracing::info!(
+                added = report.added.len(),
+                removed = report.removed.len(),
+                changed = report.changed.len(),
+                kept = report.kept,
+                "destinations reloaded"
+            );
+            Ok(report)
+        }) as admin::ReloadFn
+    };
+    let (admin_enabled, admin_listen, token) = {
+        let c = cfg.lock().unwrap_or_else(|e| e.into_inner());
+        (c.admin.enabled, c.admin.listen, c.admin.token.clone())
+    };
+    let result = main_rt.block_on(async {
+        let admin_addr = if admin_enabled {
+            let a = admin::serve(admin_listen, token, shared.clone(), reload.clone())
+                .await
+                .map_err(|e| format!("admin {admin_listen}: {e}"))?;
+            tracing::info!("admin interface on http://{a}/");
+            Some(a)
+        } else {
+            None
+        };
+        let stop = control.as_ref().map(|(s, _)| s.clone()).unwrap_or_default();
+        if let Some((_, tx)) = &control {
+            let _ = tx.send(Started {
+                admin: admin_addr,
+                shared: shared.clone(),
+            });
+        }
+        wait_for_signals(reload, stop).await;
+        Ok::<(), String>(())
+    });
+    tracing::info!("stopping: draining open transactions");
+    rt.shutdown();
+    rt.join();
+    tracing::info!("stopped");
+    result
+}
+
+async fn wait_for_signals(reload: admin::ReloadFn, stop: StopHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = stop.0.notified() => return,
+            _ = hup.recv() => {
+                if let Err(e) = reload() {
+                    tracing::error!("reload failed, keeping the current destinations: {e}");
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,802 @@
+//! Configuration: the TOML file model (serde), validation with errors that name the file,
+//! line and field, and the conversion into what the runtime and the proxy need.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sip_core::Transport;
+use sip_dispatch::{Algorithm, DestinationList, DestinationSpec, HealthConfig, ProbeMode};
+
+/// A listener: transport and socket address (`udp:127.0.0.1:5060`, `tls:[::1]:5061`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listen {
+    /// Transport.
+    pub transport: Transport,
+    /// Address.
+    pub addr: SocketAddr,
+}
+
+impl FromStr for Listen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Listen, String> {
+        let (t, a) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}` is not transport:address (e.g. udp:127.0.0.1:5060)"))?;
+        let transport = match t.to_ascii_lowercase().as_str() {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            "tls" => Transport::Tls,
+            "ws" => Transport::Ws,
+            "wss" => Transport::Wss,
+            _ => return Err(format!("unknown transport `{t}` (udp, tcp, tls, ws, wss)")),
+        };
+        let addr = a
+            .parse::<SocketAddr>()
+            .map_err(|_| format!("`{a}` is not an address:port (IPv6 as [::1]:5060)"))?;
+        Ok(Listen { transport, addr })
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport.uri_param(), self.addr)
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Listen {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// An algorithm as written in the configuration (number or name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlgorithmSetting(pub Algorithm);
+
+impl<'de> Deserialize<'de> for AlgorithmSetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum NumOrName {
+            Num(u32),
+            Name(String),
+        }
+        let s = match NumOrName::deserialize(d)? {
+            NumOrName::Num(n) => n.to_string(),
+            NumOrName::Name(s) => s,
+        };
+        s.parse::<Algorithm>()
+            .map(AlgorithmSetting)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for AlgorithmSetting {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.name())
+    }
+}
+
+/// Forwarding mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeSetting {
+    /// Transaction-stateful.
+    #[default]
+    Stateful,
+    /// Stateless.
+    Stateless,
+}
+
+/// `[proxy]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxySection {
+    /// Listeners.
+    pub listen: Vec<Listen>,
+    /// Stateful or stateless.
+    pub mode: ModeSetting,
+    /// Worker threads (0 = one per core).
+    pub workers: usize,
+    /// Host to write in Via and Record-Route instead of the listen address.
+    pub advertise: Option<String>,
+    /// Other names of this proxy (in Route and Request-URI).
+    pub aliases: Vec<String>,
+    /// Secret of the Record-Route cookie (shared by every instance). Random when absent.
+    pub cookie_key: Option<String>,
+    /// Option tags accepted in Proxy-Require.
+    pub supported: Vec<String>,
+    /// Receive coalescing in microseconds (0 = off).
+    pub linger_us: u64,
+    /// Seconds open transactions may take to finish at shutdown.
+    pub drain_s: u64,
+}
+
+impl Default for ProxySection {
+    fn default() -> Self {
+        ProxySection {
+            listen: vec!["udp:127.0.0.1:5060".parse().expect("valid default")],
+            mode: ModeSetting::Stateful,
+            workers: 0,
+            advertise: None,
+            aliases: Vec::new(),
+            cookie_key: None,
+            supported: Vec::new(),
+            linger_us: 0,
+            drain_s: 5,
+        }
+    }
+}
+
+/// `[tls]`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain for TLS/WSS listeners.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+    /// PEM CA certificates trusted for outbound TLS.
+    pub ca: Option<PathBuf>,
+}
+
+/// `[dispatcher]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatcherSection {
+    /// A Kamailio `dispatcher.list` file (relative to the configuration file).
+    pub list: Option<PathBuf>,
+    /// Destinations written inline.
+    pub destinations: Vec<DestinationSpec>,
+    /// The set balanced over.
+    pub set: u32,
+    /// The algorithm.
+    pub algorithm: AlgorithmSetting,
+}
+
+impl Default for DispatcherSection {
+    fn default() -> Self {
+        DispatcherSection {
+            list: None,
+            destinations: Vec::new(),
+            set: 1,
+            algorithm: AlgorithmSetting(Algorithm::RoundRobin),
+        }
+    }
+}
+
+/// `[probing]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbingSection {
+    /// Probe at all.
+    pub enabled: bool,
+    /// Seconds between rounds.
+    pub interval_s: f64,
+    /// Which destinations.
+    pub mode: ProbeMode,
+    /// From URI of probes.
+    pub from: String,
+    /// Reply codes besides 2xx that mean alive.
+    pub alive_codes: Vec<u16>,
+    /// Seconds a probe may go unanswered.
+    pub timeout_s: f64,
+    /// Failures before inactive.
+    pub inactive_threshold: u32,
+    /// Successes before active again.
+    pub active_threshold: u32,
+}
+
+impl Default for ProbingSection {
+    fn default() -> Self {
+        ProbingSection {
+            enabled: true,
+            interval_s: 5.0,
+            mode: ProbeMode::All,
+            from: "sip:sip-lb@localhost".into(),
+            alive_codes: Vec::new(),
+            timeout_s: 2.0,
+            inactive_threshold: 2,
+            active_threshold: 1,
+        }
+    }
+}
+
+/// `[timers]` (milliseconds unless named otherwise).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimersSection {
+    /// T1.
+    pub t1_ms: u64,
+    /// T2.
+    pub t2_ms: u64,
+    /// T4.
+    pub t4_ms: u64,
+    /// No response at all → failover (Kamailio fr_timer).
+    pub no_response_ms: u64,
+    /// No final response after a provisional (Kamailio fr_inv_timer).
+    pub no_final_invite_ms: u64,
+    /// Linger after the final response (Kamailio wait_timer).
+    pub wait_ms: u64,
+    /// Dialog timeout in seconds.
+    pub dialog_s: u64,
+}
+
+impl Default for TimersSection {
+    fn default() -> Self {
+        let t = sip_proxy::Timers::default();
+        TimersSection {
+            t1_ms: t.t1.as_millis() as u64,
+            t2_ms: t.t2.as_millis() as u64,
+            t4_ms: t.t4.as_millis() as u64,
+            no_response_ms: t.no_response.as_millis() as u64,
+            no_final_invite_ms: t.no_final_invite.as_millis() as u64,
+            wait_ms: t.wait.as_millis() as u64,
+            dialog_s: t.dialog.as_secs(),
+        }
+    }
+}
+
+/// `[failover]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailoverSection {
+    /// Codes that fail over.
+    pub codes: Vec<u16>,
+    /// Classes that fail over (5 = every 5xx).
+    pub classes: Vec<u8>,
+    /// Destinations tried per request.
+    pub max_attempts: usize,
+    /// Retry-After of our own 503.
+    pub retry_after_s: u32,
+}
+
+impl Default for FailoverSection {
+    fn default() -> Self {
+        let f = sip_proxy::Failover::default();
+        FailoverSection {
+            codes: f.codes,
+            classes: f.classes,
+            max_attempts: f.max_attempts,
+            retry_after_s: f.retry_after,
+        }
+    }
+}
+
+/// `[queue]` (autonomous-queue algorithm).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSection {
+    /// INVITEs held per worker.
+    pub capacity: usize,
+    /// Milliseconds an INVITE may wait.
+    pub deadline_ms: u64,
+}
+
+impl Default for QueueSection {
+    fn default() -> Self {
+        let q = sip_proxy::QueueConfig::default();
+        QueueSection {
+            capacity: q.capacity,
+            deadline_ms: q.deadline.as_millis() as u64,
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Largest message (bytes); larger → 513.
+    pub max_message_size: u32,
+    /// Header fields per message.
+    pub max_headers: u32,
+    /// Inbound stream connections.
+    pub max_connections: usize,
+    /// Inbound stream connections per IP.
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let l = sip_core::Limits::default();
+        LimitsSection {
+            max_message_size: l.max_message_size,
+            max_headers: l.max_headers,
+            max_connections: 10_000,
+            max_connections_per_ip: 64,
+        }
+    }
+}
+
+/// `[admin]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Listen address (`none` or absent to disable is written as enabled = false).
+    pub listen: SocketAddr,
+    /// Serve the admin interface.
+    pub enabled: bool,
+    /// Bearer token required by the API (none: open, bind to loopback).
+    pub token: Option<String>,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: "127.0.0.1:9060".parse().expect("valid default"),
+            enabled: true,
+            token: None,
+        }
+    }
+}
+
+/// Log format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// Format.
+    pub format: LogFormat,
+    /// Level or filter (`info`, `sip_lb=debug`).
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[proxy]`.
+    pub proxy: ProxySection,
+    /// `[tls]`.
+    pub tls: TlsSection,
+    /// `[dispatcher]`.
+    pub dispatcher: DispatcherSection,
+    /// `[probing]`.
+    pub probing: ProbingSection,
+    /// `[timers]`.
+    pub timers: TimersSection,
+    /// `[failover]`.
+    pub failover: FailoverSection,
+    /// `[queue]`.
+    pub queue: QueueSection,
+    /// `[limits]`.
+    pub limits: LimitsSection,
+    /// `[admin]`.
+    pub admin: AdminSection,
+    /// `[log]`.
+    pub log: LogSection,
+    /// Where the configuration came from (for relative paths and errors).
+    #[serde(skip)]
+    pub origin: Option<PathBuf>,
+}
+
+/// A configuration error, naming the file, line and field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{file}: {source}")]
+    Read {
+        /// File.
+        file: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A syntax or value error at a place in the file.
+    #[error("{file}:{line}: {field}: {message}")]
+    At {
+        /// File.
+        file: String,
+        /// Line (1-based).
+        line: usize,
+        /// The key path (`proxy.listen`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The destination list is wrong.
+    #[error("{file}:{line}: {field}: {message}")]
+    List {
+        /// The list file.
+        file: String,
+        /// Line.
+        line: usize,
+        /// Field.
+        field: String,
+        /// Why.
+        message: String,
+    },
+    /// A whole-configuration problem.
+    #[error("{file}: {field}: {message}")]
+    Invalid {
+        /// File (or `command line`).
+        file: String,
+        /// Field.
+        field: String,
+        /// Why.
+        message: String,
+    },
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Finds the line where `key` (the last segment of a dotted path) is assigned, for
+/// validation errors found after parsing.
+fn line_of_key(text: &str, path: &str) -> usize {
+    let (section, key) = match path.rsplit_once('.') {
+        Some((s, k)) => (Some(s), k),
+        None => (None, path),
+    };
+    let mut in_section = section.is_none();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            let name = t.trim_matches(|c| c == '[' || c == ']').trim();
+            in_section = section.is_none_or(|s| s == name || name.starts_with(&format!("{s}.")));
+            continue;
+        }
+        if in_section
+            && let Some((k, _)) = t.split_once('=')
+            && k.trim() == key
+        {
+            return i + 1;
+        }
+    }
+    1
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let mut cfg = Config::parse(&text, &file)?;
+        cfg.origin = Some(path.to_path_buf());
+        cfg.validate().map_err(|(field, message)| ConfigError::At {
+            line: line_of_key(&text, &field),
+            file: file.clone(),
+            field,
+            message,
+        })?;
+        cfg.destination_list()?;
+        Ok(cfg)
+    }
+
+    /// Parses TOML text (no validation beyond types).
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let de = toml::de::Deserializer::parse(text).map_err(|e| ConfigError::At {
+            file: file.to_string(),
+            line: e.span().map_or(1, |s| line_of(text, s.start)),
+            field: "syntax".into(),
+            message: e.message().to_string(),
+        })?;
+        let mut path = String::new();
+        let r: Result<Config, _> = serde_path_to_error_lite(de, &mut path);
+        r.map_err(|e| ConfigError::At {
+            file: file.to_string(),
+            line: e.span().map_or(1, |s| line_of(text, s.start)),
+            field: if path.is_empty() {
+                "config".into()
+            } else {
+                path
+            },
+            message: e.message().to_string(),
+        })
+    }
+
+    /// Checks values that types alone do not.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |f: &str, m: String| Err((f.to_string(), m));
+        if self.proxy.listen.is_empty() {
+            return bad("proxy.listen", "at least one listener is needed".into());
+        }
+        if !self
+            .proxy
+            .listen
+            .iter()
+            .any(|l| l.transport == Transport::Udp)
+        {
+            return bad(
+                "proxy.listen",
+                "at least one udp: listener is needed (destinations are reached over UDP)".into(),
+            );
+        }
+        let needs_tls = self
+            .proxy
+            .listen
+            .iter()
+            .any(|l| matches!(l.transport, Transport::Tls | Transport::Wss));
+        if needs_tls && (self.tls.cert.is_none() || self.tls.key.is_none()) {
+            return bad(
+                "tls.cert",
+                "tls: and wss: listeners need tls.cert and tls.key".into(),
+            );
+        }
+        if self.dispatcher.list.is_some() && !self.dispatcher.destinations.is_empty() {
+            return bad(
+                "dispatcher.list",
+                "give either a list file or inline destinations, not both".into(),
+            );
+        }
+        if self.probing.interval_s <= 0.0 || self.probing.timeout_s <= 0.0 {
+            return bad("probing.interval_s", "must be positive".into());
+        }
+        if self.timers.t1_ms == 0 || self.timers.t2_ms < self.timers.t1_ms {
+            return bad("timers.t1_ms", "T1 must be positive and at most T2".into());
+        }
+        if self.failover.max_attempts == 0 {
+            return bad("failover.max_attempts", "must be at least 1".into());
+        }
+        if self.limits.max_message_size < 1024 {
+            return bad("limits.max_message_size", "must be at least 1024".into());
+        }
+        for (i, c) in self.failover.codes.iter().enumerate() {
+            if !(300..700).contains(c) {
+                return bad(
+                    &format!("failover.codes[{i}]"),
+                    format!("{c} is not a final error code"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn relative(&self, p: &Path) -> PathBuf {
+        match (&self.origin, p.is_relative()) {
+            (Some(o), true) => o.parent().unwrap_or(Path::new(".")).join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+
+    /// The path of the list file, when one is used.
+    pub fn list_path(&self) -> Option<PathBuf> {
+        self.dispatcher.list.as_ref().map(|p| self.relative(p))
+    }
+
+    /// The destinations: from the list file or inline.
+    pub fn destination_list(&self) -> Result<DestinationList, ConfigError> {
+        match self.list_path() {
+            Some(p) => {
+                let file = p.display().to_string();
+                let text = std::fs::read_to_string(&p).map_err(|source| ConfigError::Read {
+                    file: file.clone(),
+                    source,
+                })?;
+                DestinationList::parse_kamailio(&text).map_err(|e| ConfigError::List {
+                    file,
+                    line: e.line,
+                    field: e.field.to_string(),
+                    message: e.message,
+                })
+            }
+            None => {
+                DestinationList::from_specs(self.dispatcher.destinations.clone()).map_err(|m| {
+                    ConfigError::Invalid {
+                        file: self.origin_name(),
+                        field: "dispatcher.destinations".into(),
+                        message: m,
+                    }
+                })
+            }
+        }
+    }
+
+    /// The file name for messages.
+    pub fn origin_name(&self) -> String {
+        self.origin
+            .as_ref()
+            .map_or("command line".into(), |p| p.display().to_string())
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+
+    /// Worker threads to run.
+    pub fn worker_count(&self) -> usize {
+        if self.proxy.workers > 0 {
+            self.proxy.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    /// The cookie key bytes (random when not configured).
+    pub fn cookie_key(&self) -> Vec<u8> {
+        match &self.proxy.cookie_key {
+            Some(k) => k.as_bytes().to_vec(),
+            None => {
+                let mut k = [0u8; 32];
+                for (i, b) in k.iter_mut().enumerate() {
+                    *b = (rand::random::<u64>() >> (i % 8)) as u8;
+                }
+                k.to_vec()
+            }
+        }
+    }
+
+    /// The proxy configuration.
+    pub fn proxy_config(&self) -> sip_proxy::ProxyConfig {
+        let t = &self.timers;
+        let ms = Duration::from_millis;
+        sip_proxy::ProxyConfig {
+            mode: match self.proxy.mode {
+                ModeSetting::Stateful => sip_proxy::Mode::Stateful,
+                ModeSetting::Stateless => sip_proxy::Mode::Stateless,
+            },
+            listeners: self
+                .proxy
+                .listen
+                .iter()
+                .map(|l| {
+                    let mut e = sip_proxy::LocalEndpoint::new(l.transport, l.addr);
+                    e.advertise = self.proxy.advertise.clone();
+                    e
+                })
+                .collect(),
+            outbound: Vec::new(),
+            aliases: self.proxy.aliases.clone(),
+            set: self.dispatcher.set,
+            algorithm: self.dispatcher.algorithm.0,
+            timers: sip_proxy::Timers {
+                t1: ms(t.t1_ms),
+                t2: ms(t.t2_ms),
+                t4: ms(t.t4_ms),
+                no_response: ms(t.no_response_ms),
+                no_final_invite: ms(t.no_final_invite_ms),
+                wait: ms(t.wait_ms),
+                dialog: Duration::from_secs(t.dialog_s),
+            },
+            failover: sip_proxy::Failover {
+                codes: self.failover.codes.clone(),
+                classes: self.failover.classes.clone(),
+                max_attempts: self.failover.max_attempts,
+                retry_after: self.failover.retry_after_s,
+            },
+            cookie_key: self.cookie_key(),
+            probing: self.probing.enabled.then(|| sip_proxy::ProbeConfig {
+                interval: Duration::from_secs_f64(self.probing.interval_s),
+                mode: self.probing.mode,
+                from: self.probing.from.clone(),
+                method: "OPTIONS".into(),
+                alive_codes: self.probing.alive_codes.clone(),
+                timeout: Duration::from_secs_f64(self.probing.timeout_s),
+                health: HealthConfig {
+                    inactive_threshold: self.probing.inactive_threshold,
+                    active_threshold: self.probing.active_threshold,
+                },
+            }),
+            queue: sip_proxy::QueueConfig {
+                capacity: self.queue.capacity,
+                deadline: ms(self.queue.deadline_ms),
+                ..Default::default()
+            },
+            limits: sip_core::Limits {
+                max_message_size: self.limits.max_message_size,
+                max_headers: self.limits.max_headers,
+                ..Default::default()
+            },
+            supported: self.proxy.supported.clone(),
+            worker: 0,
+            user_agent: concat!("sip-lb/", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+}
+
+/// Deserialises while recording the dotted path of the field being read, so an error can
+/// name it (a small version of what `serde_path_to_error` does).
+fn serde_path_to_error_lite<'de, T: Deserialize<'de>>(
+    de: toml::de::Deserializer<'de>,
+    path: &mut String,
+) -> Result<T, toml::de::Error> {
+    let r = T::deserialize(de);
+    if let Err(e) = &r {
+        // toml's errors carry the key path in their message ("... for key `proxy.listen`")
+        // and the span; recover the path from the message when present.
+        let m = e.to_string();
+        if let Some(start) = m.find("for key `") {
+            let rest = &m[start + 9..];
+            if let Some(end) = rest.find('`') {
+                *path = rest[..end].to_string();
+            }
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::parse("", "x.toml").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.proxy.listen[0].to_string(), "udp:127.0.0.1:5060");
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let text =
+            "[proxy]\nmode = \"stateful\"\nlisten = [\"udp:127.0.0.1:5060\", \"foo:1.2.3.4:5\"]\n";
+        let e = Config::parse(text, "lb.toml").unwrap_err().to_string();
+        assert!(e.starts_with("lb.toml:3:"), "{e}");
+        assert!(e.contains("unknown transport"), "{e}");
+        let e = Config::parse("[proxy]\nmoed = 1\n", "lb.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("lb.toml:2:"), "{e}");
+        assert!(e.contains("moed"), "{e}");
+        let e = Config::parse("[dispatcher]\nalgorithm = \"fastest\"\n", "lb.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("lb.toml:2:"), "{e}");
+        let c = Config::parse("[failover]\nmax_attempts = 0\n", "lb.toml").unwrap();
+        let (field, _) = c.validate().unwrap_err();
+        assert_eq!(field, "failover.max_attempts");
+        assert_eq!(line_of_key("[failover]\nmax_attempts = 0\n", &field), 2);
+    }
+
+    #[test]
+    fn listen_forms() {
+        for s in [
+            "udp:127.0.0.1:5060",
+            "tcp:[::1]:5060",
+            "tls:0.0.0.0:5061",
+            "ws:127.0.0.1:8080",
+            "wss:[::1]:8443",
+        ] {
+            let l: Listen = s.parse().unwrap();
+            assert_eq!(l.to_string(), s);
+        }
+        assert!("udp:localhost:5060".parse::<Listen>().is_err());
+        assert!("127.0.0.1:5060".parse::<Listen>().is_err());
+    }
+
+    #[test]
+    fn inline_destinations_and_round_trip() {
+        let text = "[dispatcher]\nalgorithm = 9\n[[dispatcher.destinations]]\nset = 1\nuri = \"sip:127.0.0.1:5080\"\n[dispatcher.destinations.attrs]\nweight = 3\n";
+        let c = Config::parse(text, "x").unwrap();
+        assert_eq!(c.dispatcher.algorithm.0, Algorithm::Weight);
+        let l = c.destination_list().unwrap();
+        assert_eq!(l.entries()[0].attrs.weight, Some(3));
+        let again = Config::parse(&c.to_toml(), "y").unwrap();
+        assert_eq!(again.dispatcher.destinations.len(), 1);
+    }
+}

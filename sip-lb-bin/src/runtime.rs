@@ -1,0 +1,526 @@
+//! The runtime: one worker thread per core, each owning a `sip-proxy` instance, its share
+//! of the UDP listeners (`SO_REUSEPORT`, batched receive and send) and a private UDP socket
+//! for the requests it sends to destinations (its port goes into our Via, so responses come
+//! back to the worker that owns the transaction). Stream transports (TCP, TLS, WS, WSS) run
+//! on a small I/O runtime and deliver to the workers by connection; a response that reaches
+//! the wrong worker is handed to the one its branch names. Timers, graceful drain on
+//! shutdown, live statistics.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sip_core::Transport;
+use sip_dispatch::Dispatcher;
+use sip_proxy::{CallTable, Event, LocalEndpoint, Origin, Proxy, ProxyConfig, ProxyStats};
+use sip_transport::{
+    AsyncUdpSocket, ConnectionId, Incoming, IncomingSink, Outgoing, RecvBatch, StreamConfig,
+    StreamSender, StreamTransport, UdpConfig, UdpSocket,
+};
+use tokio::sync::{Notify, mpsc};
+
+/// What the runtime needs to start.
+#[derive(Clone, Debug)]
+pub struct RuntimeSpec {
+    /// Listen addresses with their transports (UDP, TCP, TLS, WS, WSS).
+    pub listeners: Vec<(Transport, SocketAddr)>,
+    /// Number of worker threads (≥ 1).
+    pub workers: usize,
+    /// The proxy configuration every worker starts from (listeners, outbound endpoints and
+    /// worker number are filled in per worker).
+    pub proxy: ProxyConfig,
+    /// How long open transactions may take to finish at shutdown.
+    pub drain: Duration,
+    /// Stream transport settings (limits, TLS).
+    pub stream: StreamConfig,
+    /// Receive coalescing: after handling what woke it, a worker waits this long so the next
+    /// batched receive takes several datagrams at once (0 disables it). Adds at most this
+    /// much latency per hop; saves a wake-up per datagram at moderate rates.
+    pub linger: Duration,
+}
+
+/// Shared view of the running workers, for the admin interface and metrics.
+#[derive(Debug)]
+pub struct Shared {
+    /// The balancing state.
+    pub dispatcher: Arc<Dispatcher>,
+    /// Confirmed calls.
+    pub calls: Arc<CallTable>,
+    /// Per-worker counters, refreshed by each worker at least every 100 ms.
+    pub stats: Vec<Mutex<ProxyStats>>,
+    /// Event counters the runtime derives from proxy events.
+    pub events: EventCounters,
+}
+
+/// Counters of events (state changes, rejects by code, drops by reason).
+#[derive(Debug, Default)]
+pub struct EventCounters {
+    /// Destination state changes.
+    pub state_changes: std::sync::atomic::AtomicU64,
+    /// Calls started.
+    pub calls_started: std::sync::atomic::AtomicU64,
+    /// Calls ended by BYE.
+    pub calls_ended: std::sync::atomic::AtomicU64,
+    /// Calls ended by dialog timeout.
+    pub calls_timed_out: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    /// The sum of every worker's counters.
+    pub fn total_stats(&self) -> ProxyStats {
+        let mut t = ProxyStats::default();
+        for s in &self.stats {
+            let s = s.lock().unwrap_or_else(|e| e.into_inner());
+            add_stats(&mut t, &s);
+        }
+        t
+    }
+}
+
+fn add_stats(t: &mut ProxyStats, s: &ProxyStats) {
+    for (a, b) in t.requests_by_method.iter_mut().zip(&s.requests_by_method) {
+        *a += b;
+    }
+    for (a, b) in t.responses_by_class.iter_mut().zip(&s.responses_by_class) {
+        *a += b;
+    }
+    for (a, b) in t
+        .local_replies_by_class
+        .iter_mut()
+        .zip(&s.local_replies_by_class)
+    {
+        *a += b;
+    }
+    t.requests_forwarded += s.requests_forwarded;
+    t.responses_forwarded += s.responses_forwarded;
+    t.rejected += s.rejected;
+    t.dropped += s.dropped;
+    t.retransmissions_absorbed += s.retransmissions_absorbed;
+    t.retransmissions_sent += s.retransmissions_sent;
+    t.failovers += s.failovers;
+    t.timeouts += s.timeouts;
+    t.probes_sent += s.probes_sent;
+    t.probes_alive += s.probes_alive;
+    t.probes_failed += s.probes_failed;
+    t.queued += s.queued;
+    t.queue_timeouts += s.queue_timeouts;
+    t.server_transactions += s.server_transactions;
+    t.client_transactions += s.client_transactions;
+    t.queue_len += s.queue_len;
+}
+
+/// The running workers.
+pub struct Runtime {
+    handles: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    wake: Vec<Arc<Notify>>,
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    udp_addrs: Vec<SocketAddr>,
+    stream_addrs: Vec<(Transport, SocketAddr)>,
+    stream: Option<StreamTransport>,
+    io_rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Runtime {
+    /// Binds every socket (so errors surface before anything runs) and starts the workers
+    /// and, when stream listeners are configured, the stream transport.
+    pub fn start(spec: RuntimeSpec, dispatcher: Arc<Dispatcher>) -> io::Result<Runtime> {
+        let workers = spec.workers.clamp(1, 256);
+        let udp: Vec<SocketAddr> = spec
+            .listeners
+            .iter()
+            .filter(|(t, _)| *t == Transport::Udp)
+            .map(|(_, a)| *a)
+            .collect();
+        let Some(&main_addr) = udp.first() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "at least one UDP listener is needed (destinations are reached over UDP)",
+            ));
+        };
+        let ucfg = UdpConfig::default();
+        // Per listener address, one SO_REUSEPORT socket per worker.
+        let mut per_addr: Vec<Vec<UdpSocket>> = udp
+            .iter()
+            .map(|a| UdpSocket::bind_reuseport(*a, workers, &ucfg))
+            .collect::<io::Result<_>>()?;
+        let udp_bound: Vec<SocketAddr> = per_addr.iter().map(|v| v[0].local_addr()).collect();
+
+        // Stream transports on their own small multi-threaded runtime.
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers)
+            .map(|_| mpsc::channel::<Incoming>(4096))
+            .unzip();
+        let streams: Vec<(Transport, SocketAddr)> = spec
+            .listeners
+            .iter()
+            .filter(|(t, _)| *t != Transport::Udp)
+            .copied()
+            .collect();
+        let io_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sip-lb-io")
+            .enable_all()
+            .build()?;
+        let stream = StreamTransport::with_runtime(
+            spec.stream.clone(),
+            IncomingSink::PerWorker(senders.clone()),
+            io_rt.handle().clone(),
+        );
+        let mut stream_bound = Vec::new();
+        for (t, a) in &streams {
+            let bound = io_rt
+                .block_on(stream.listen(*a, *t))
+                .map_err(|e| io::Error::other(format!("cannot listen on {t} {a}: {e}")))?;
+            stream_bound.push((*t, bound));
+        }
+        let sender = stream.sender();
+
+        let calls = Arc::new(CallTable::new());
+        let shared = Arc::new(Shared {
+            dispatcher: dispatcher.clone(),
+            calls: calls.clone(),
+            stats: (0..workers)
+                .map(|_| Mutex::new(ProxyStats::default()))
+                .collect(),
+            events: EventCounters::default(),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut handles = Vec::new();
+        let mut wake = Vec::new();
+        for (w, inbox) in receivers.into_iter().enumerate() {
+            let listeners: Vec<UdpSocket> = per_addr.iter_mut().map(|v| v.remove(0)).collect();
+            let private = UdpSocket::bind_ephemeral(main_addr.ip(), &ucfg)?;
+            let private_addr = private.local_addr();
+            let mut cfg = spec.proxy.clone();
+            cfg.worker = w as u8;
+            cfg.listeners = udp_bound
+                .iter()
+                .map(|a| LocalEndpoint::new(Transport::Udp, *a))
+                .chain(stream_bound.iter().map(|(t, a)| LocalEndpoint::new(*t, *a)))
+                .map(|mut e| {
+                    if let Some(adv) = spec
+                        .proxy
+                        .listeners
+                        .iter()
+                        .find(|l| l.transport == e.transport && l.addr.ip() == e.addr.ip())
+                    {
+                        e.advertise = adv.advertise.clone();
+                    }
+                    e
+                })
+                .collect();
+            cfg.outbound = vec![LocalEndpoint::new(Transport::Udp, private_addr)];
+            if w != 0 {
+                cfg.probing = None;
+            }
+            let proxy = Proxy::new(cfg, dispatcher.clone(), calls.clone());
+            let notify = Arc::new(Notify::new());
+            wake.push(notify.clone());
+            let ctx = WorkerCtx {
+                worker: w,
+                stop: stop.clone(),
+                notify,
+                shared: shared.clone(),
+                drain: spec.drain,
+                sender: sender.clone(),
+                peers: senders.clone(),
+                linger: spec.linger,
+            };
+            let h = std::thread::Builder::new()
+                .name(format!("sip-lb-worker-{w}"))
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a current-thread runtime");
+                    rt.block_on(worker_loop(ctx, proxy, listeners, private, inbox));
+                })?;
+            handles.push(h);
+        }
+        Ok(Runtime {
+            handles,
+            stop,
+            wake,
+            shared,
+            udp_addrs: udp_bound,
+            stream_addrs: stream_bound,
+            stream: Some(stream),
+            io_rt: Some(io_rt),
+        })
+    }
+
+    /// The UDP addresses listened on (ports resolved when 0 was asked).
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    /// The stream listeners (ports resolved).
+    pub fn stream_addrs(&self) -> &[(Transport, SocketAddr)] {
+        &self.stream_addrs
+    }
+
+    /// Asks every worker to stop receiving new requests and finish open transactions.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for w in &self.wake {
+            w.notify_one();
+        }
+    }
+
+    /// Waits for every worker to end, then closes the stream transport.
+    pub fn join(mut self) {
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+        if let Some(s) = self.stream.take() {
+            s.shutdown();
+        }
+        if let Some(rt) = self.io_rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Granularity of timer wake-ups.
+const TIMER_GRID_MS: u64 = 10;
+
+struct WorkerCtx {
+    worker: usize,
+    stop: Arc<AtomicBool>,
+    notify: Arc<Notify>,
+    shared: Arc<Shared>,
+    drain: Duration,
+    sender: StreamSender,
+    peers: Vec<mpsc::Sender<Incoming>>,
+    linger: Duration,
+}
+
+fn origin_of(i: &Incoming) -> Origin {
+    Origin {
+        source: i.source,
+        local: i.local,
+        transport: i.transport,
+        connection: i.connection.map(|c| c.0),
+    }
+}
+
+/// A response that arrived on a shared stream connection belongs to the worker named in
+/// its top Via branch; returns that worker when it is another one.
+fn owner_elsewhere(bytes: &bytes::Bytes, me: usize) -> Option<usize> {
+    if !bytes.starts_with(b"SIP/2.0 ") {
+        return None;
+    }
+    let m = sip_core::Message::parse(bytes.clone()).ok()?;
+    let w = sip_proxy::branch::worker_of(m.top_via_branch()?)? as usize;
+    (w != me).then_some(w)
+}
+
+async fn worker_loop(
+    ctx: WorkerCtx,
+    mut proxy: Proxy,
+    listeners: Vec<UdpSocket>,
+    private: UdpSocket,
+    mut inbox: mpsc::Receiver<Incoming>,
+) {
+    let worker = ctx.worker;
+    let listeners: Vec<AsyncUdpSocket> = listeners
+        .into_iter()
+        .filter_map(|s| s.into_async().ok())
+        .collect();
+    let Ok(private) = private.into_async() else {
+        tracing::error!(worker, "cannot register the private socket");
+        return;
+    };
+    let private_addr = private.local_addr();
+    let mut batch_l = RecvBatch::new(32, 65535);
+    let mut batch_p = RecvBatch::new(32, 65535);
+    let mut out_udp: Vec<(usize, Outgoing)> = Vec::new();
+    let mut send_buf: Vec<Outgoing> = Vec::new();
+    proxy.start(Instant::now());
+    let mut last_publish = Instant::now();
+    let mut draining_since: Option<Instant> = None;
+    let epoch = Instant::now();
+    let main = &listeners[0];
+    loop {
+        if ctx.stop.load(Ordering::Relaxed) && draining_since.is_none() {
+            draining_since = Some(Instant::now());
+            tracing::debug!(worker, "draining");
+        }
+        if let Some(since) = draining_since {
+            let (s, c) = proxy.transaction_count();
+            if (s == 0 && c == 0) || since.elapsed() >= ctx.drain {
+                if s + c > 0 {
+                    tracing::warn!(
+                        worker,
+                        server = s,
+                        client = c,
+                        "drain deadline: abandoning transactions"
+                    );
+                    proxy.abandon_all();
+                }
+                publish(&proxy, &ctx.shared, worker);
+                return;
+            }
+        }
+        // Timers are coalesced on a 10 ms grid: one wake-up serves every transaction timer
+        // due in that slot (SIP timers are hundreds of milliseconds; precision is not lost,
+        // wake-ups are).
+        let now = Instant::now();
+        let deadline = proxy
+            .poll_timeout()
+            .unwrap_or(now + Duration::from_millis(100))
+            .min(now + Duration::from_millis(100));
+        let since = deadline.saturating_duration_since(epoch).as_millis() as u64;
+        let deadline = epoch + Duration::from_millis(since.div_ceil(TIMER_GRID_MS) * TIMER_GRID_MS);
+        let sleep = tokio::time::sleep_until(deadline.into());
+        let accepting = draining_since.is_none();
+        tokio::select! {
+            r = main.recv_batch(&mut batch_l), if accepting => {
+                if r.is_ok() {
+                    let now = Instant::now();
+                    for i in batch_l.drain() {
+                        proxy.handle_datagram(now, origin_of(&i), i.bytes);
+                    }
+                }
+            }
+            r = private.recv_batch(&mut batch_p) => {
+                if r.is_ok() {
+                    let now = Instant::now();
+                    for i in batch_p.drain() {
+                        proxy.handle_datagram(now, origin_of(&i), i.bytes);
+                    }
+                }
+            }
+            m = inbox.recv() => {
+                if let Some(i) = m {
+                    if let Some(w) = owner_elsewhere(&i.bytes, worker) {
+                        if let Some(p) = ctx.peers.get(w) {
+                            let _ = p.try_send(i);
+                        }
+                    } else if accepting || i.bytes.starts_with(b"SIP/2.0 ") {
+                        proxy.handle_datagram(Instant::now(), origin_of(&i), i.bytes);
+                    }
+                }
+            }
+            _ = sleep => {}
+            _ = ctx.notify.notified() => {}
+        }
+        proxy.handle_timeout(Instant::now());
+        // Everything to send, batched per UDP socket.
+        while let Some(t) = proxy.poll_transmit() {
+            if t.transport == Transport::Udp {
+                let idx = if t.local == Some(private_addr) {
+                    usize::MAX
+                } else {
+                    listeners
+                        .iter()
+                        .position(|l| Some(l.local_addr()) == t.local)
+                        .unwrap_or(0)
+                };
+                out_udp.push((idx, Outgoing::udp(t.destination, t.bytes)));
+            } else {
+                let o = Outgoing {
+                    destination: t.destination,
+                    transport: t.transport,
+                    bytes: t.bytes,
+                    connection: t.connection.map(ConnectionId),
+                };
+                if let Err(e) = ctx.sender.send(o) {
+                    tracing::debug!(worker, dest = %t.destination, error = %e, "stream send failed");
+                }
+            }
+        }
+        if !out_udp.is_empty() {
+            for target in std::iter::once(usize::MAX).chain(0..listeners.len()) {
+                send_buf.clear();
+                send_buf.extend(
+                    out_udp
+                        .iter()
+                        .filter(|(i, _)| *i == target)
+                        .map(|(_, o)| o.clone()),
+                );
+                if send_buf.is_empty() {
+                    continue;
+                }
+                let sock = if target == usize::MAX {
+                    &private
+                } else {
+                    &listeners[target]
+                };
+                if let Err(e) = sock.send_batch(&send_buf).await {
+                    tracing::debug!(worker, error = %e, "UDP send failed");
+                }
+            }
+            out_udp.clear();
+        }
+        while let Some(e) = proxy.poll_event() {
+            log_event(worker, &e, &ctx.shared);
+        }
+        if last_publish.elapsed() >= Duration::from_millis(100) {
+            publish(&proxy, &ctx.shared, worker);
+            last_publish = Instant::now();
+        }
+        // Receive coalescing: at moderate rates every datagram would cost a wake-up of its
+        // own; waiting a fraction of a millisecond lets the next recvmmsg take several.
+        if !ctx.linger.is_zero() && draining_since.is_none() {
+            std::thread::sleep(ctx.linger);
+        }
+    }
+}
+
+fn publish(proxy: &Proxy, shared: &Shared, worker: usize) {
+    if let Some(slot) = shared.stats.get(worker) {
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = proxy.stats();
+    }
+}
+
+fn log_event(worker: usize, e: &Event, shared: &Shared) {
+    use std::sync::atomic::Ordering::Relaxed;
+    match e {
+        Event::DestinationState {
+            destination,
+            change,
+        } => {
+            shared.events.state_changes.fetch_add(1, Relaxed);
+            tracing::info!(worker, destination = destination.uri(), change = ?change, "destination state changed");
+        }
+        Event::CallStarted { destination } => {
+            shared.events.calls_started.fetch_add(1, Relaxed);
+            tracing::trace!(worker, destination = destination.uri(), "call started");
+        }
+        Event::CallEnded {
+            destination,
+            timed_out,
+        } => {
+            if *timed_out {
+                shared.events.calls_timed_out.fetch_add(1, Relaxed);
+            } else {
+                shared.events.calls_ended.fetch_add(1, Relaxed);
+            }
+            tracing::trace!(
+                worker,
+                destination = destination.uri(),
+                timed_out,
+                "call ended"
+            );
+        }
+        Event::Rejected {
+            code,
+            reason,
+            source,
+        } => {
+            tracing::debug!(worker, code, reason, %source, "request rejected");
+        }
+        Event::Dropped { reason, source } => {
+            tracing::debug!(worker, reason = reason.as_str(), %source, "message dropped");
+        }
+        Event::Failover { destination, cause } => {
+            tracing::info!(worker, destination = destination.uri(), cause = ?cause, "failover");
+        }
+        _ => {}
+    }
+}
