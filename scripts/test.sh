@@ -19,7 +19,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     exit 1
   fi
   if ! command -v apt-get >/dev/null 2>&1; then
-    echo "test.sh: no apt-get on this machine; install ${need_pkgs[*]} (sipp >= 3.6, tshark, chromium) by hand" >&2
+    echo "test.sh: no apt-get on this machine; install ${need_pkgs[*]} (sipp >= 3.6, tshark) by hand" >&2
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
