@@ -493,3 +493,52 @@ fn rfc4475_invalid_requests_get_4xx_and_nothing_is_forwarded() {
         }
     }
 }
+
+#[test]
+fn autonomous_queue_holds_with_182_then_forwards_or_503() {
+    let mut cfg = config(Mode::Stateful);
+    cfg.algorithm = sip_dispatch::Algorithm::AutonomousQueue;
+    let mut net = Net::new(cfg, "1 sip:127.0.0.1:5080 0 0 maxload=1\n");
+    // Call 1 takes the only slot.
+    net.send(caller(), invite("q1", "z9hG4bKq1"));
+    let out = net.out();
+    let fwd1 = Message::parse(out[1].bytes.clone()).unwrap();
+    net.send(backend(0), respond(&fwd1, 200, "OK"));
+    let ok1 = net.expect_one(caller());
+    assert_eq!(net.active_calls(0), 1);
+    // Call 2 waits: 100 Trying, then 182 Queued, nothing to the backend.
+    net.send(caller(), invite("q2", "z9hG4bKq2"));
+    let out = net.out();
+    let codes: Vec<_> = out
+        .iter()
+        .map(|t| Message::parse(t.bytes.clone()).unwrap().status_code())
+        .collect();
+    assert_eq!(codes, vec![Some(100), Some(182)], "{}", describe(&out));
+    assert!(out.iter().all(|t| t.destination == caller()));
+    // Call 1 ends: the slot frees and call 2 goes to the backend.
+    net.send(caller(), in_dialog("BYE", &ok1, "z9hG4bKqbye", 2));
+    let bye = net.expect_one(backend(0));
+    assert_eq!(bye.method(), Some(Method::Bye));
+    let sent = net.advance_collect(ms(50));
+    let fwd2: Vec<_> = sent
+        .iter()
+        .filter(|t| t.destination == backend(0))
+        .map(|t| Message::parse(t.bytes.clone()).unwrap())
+        .collect();
+    assert_eq!(fwd2.len(), 1, "{}", describe(&sent));
+    assert_eq!(fwd2[0].call_id(), Some(&b"q2"[..]));
+    net.send(backend(0), respond(&fwd2[0], 200, "OK"));
+    assert_eq!(net.expect_one(caller()).status_code(), Some(200));
+    // Call 3 waits for a slot that never frees: 503 at the deadline.
+    net.send(caller(), invite("q3", "z9hG4bKq3"));
+    net.out();
+    let sent = net.advance_collect(Duration::from_secs(11));
+    let up: Vec<_> = sent
+        .iter()
+        .filter(|t| t.destination == caller())
+        .map(|t| Message::parse(t.bytes.clone()).unwrap().status_code())
+        .collect();
+    assert!(up.contains(&Some(503)), "{}", describe(&sent));
+    assert!(sent.iter().all(|t| t.destination != backend(0)
+        || Message::parse(t.bytes.clone()).unwrap().call_id() != Some(&b"q3"[..])));
+}
