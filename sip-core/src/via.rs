@@ -208,7 +208,9 @@ impl<'a> Via<'a> {
 
     /// True when the branch starts with the RFC 3261 magic cookie `z9hG4bK`.
     pub fn has_rfc3261_branch(&self) -> bool {
-        self.branch.is_some_and(|b| b.starts_with(MAGIC_COOKIE))
+        // A branch that is only the cookie (RFC 4475 §3.2.1) carries no transaction id.
+        self.branch
+            .is_some_and(|b| b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE))
     }
 
     /// The `received` parameter as written.

@@ -865,7 +865,9 @@ impl Proxy {
     fn stateless_hash(msg: &Message) -> u64 {
         let branch = msg.top_via_branch().unwrap_or_default();
         let top = msg.top_via_span().map_or(&[][..], |(_, s)| msg.slice(s));
-        if branch.starts_with(sip_core::via::MAGIC_COOKIE) {
+        if branch.len() > sip_core::via::MAGIC_COOKIE.len()
+            && branch.starts_with(sip_core::via::MAGIC_COOKIE)
+        {
             let sent_by = top.split(|&b| b == b';').next().unwrap_or_default();
             FieldHash::default().field(branch).field(sent_by).finish()
         } else {
