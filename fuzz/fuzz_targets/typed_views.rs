@@ -1,0 +1,36 @@
+//! Fuzz each typed view on arbitrary bytes: URI, name-addr, Via, CSeq, Contact,
+//! Retry-After, Expires, credentials, option tags. Nothing may panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sip_core::name_addr::NameAddr;
+use sip_core::uri::Uri;
+use sip_core::values::{Contact, Credentials, CSeq, RetryAfter, option_tags, parse_expires};
+use sip_core::via::Via;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(u) = Uri::parse(data) {
+        let _ = (u.scheme(), u.user(), u.host(), u.port_or_default(), u.effective_transport());
+        let _ = (u.params().count(), u.headers().count(), u.is_loose_router());
+        let _: Vec<u8> = sip_core::uri::percent_decode(u.as_bytes()).collect();
+    }
+    if let Ok(n) = NameAddr::parse(data) {
+        let _ = (n.display_name_text(), n.uri(), n.tag(), n.params().count());
+    }
+    if let Ok(v) = Via::parse(data) {
+        let _ = (v.transport(), v.host(), v.port(), v.branch(), v.received_ip(), v.rport());
+        let _ = (v.params().count(), v.response_target());
+    }
+    let _ = CSeq::parse(data);
+    if let Ok(Contact::List(l)) = Contact::parse(data) {
+        for c in l {
+            let _ = (c.expires(), c.q());
+        }
+    }
+    let _ = RetryAfter::parse(data);
+    let _ = parse_expires(data);
+    if let Ok(c) = Credentials::parse(data) {
+        let _ = (c.username(), c.params().count());
+    }
+    let _ = option_tags(data).count();
+});
