@@ -36,6 +36,9 @@ pub enum Algorithm {
     Parallel,
     /// 13: latency (lowest smoothed response time); also "least response time".
     Latency,
+    /// 14: round robin when every destination has the same priority above 0, else
+    /// priority order.
+    PriorityRoundRobin,
     /// 15: SRV-style: lowest priority value first, weighted within a priority.
     Srv,
     /// 64: round robin with RFC 7339 overload control.
@@ -73,6 +76,11 @@ const TABLE: &[(Algorithm, Option<u32>, &str)] = &[
     (Algorithm::RelativeWeight, Some(11), "relative-weight"),
     (Algorithm::Parallel, Some(12), "parallel"),
     (Algorithm::Latency, Some(13), "latency"),
+    (
+        Algorithm::PriorityRoundRobin,
+        Some(14),
+        "priority-round-robin",
+    ),
     (Algorithm::Srv, Some(15), "srv"),
     (
         Algorithm::OverloadRoundRobin,
@@ -99,6 +107,9 @@ const ALIASES: &[(&str, Algorithm)] = &[
     ("rr", Algorithm::RoundRobin),
     ("hash", Algorithm::CallIdHash),
     ("weighted-round-robin", Algorithm::Weight),
+    ("least-conn", Algorithm::LeastConnections),
+    ("sticky-session", Algorithm::Sticky),
+    ("least-time", Algorithm::Latency),
 ];
 
 impl Algorithm {
@@ -145,7 +156,7 @@ impl fmt::Display for Algorithm {
 
 /// An algorithm name or number that does not exist.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown algorithm `{0}` (a Kamailio number 0-13, 15, 64, or a name such as round-robin)")]
+#[error("unknown algorithm `{0}` (a Kamailio number 0-15 or 64, or a name such as round-robin)")]
 pub struct UnknownAlgorithm(pub String);
 
 impl FromStr for Algorithm {
@@ -189,12 +200,13 @@ mod tests {
             "least-response-time".parse::<Algorithm>(),
             Ok(Algorithm::Latency)
         );
-        assert!("14".parse::<Algorithm>().is_err());
+        assert!("16".parse::<Algorithm>().is_err());
+        assert!("-1".parse::<Algorithm>().is_err());
         assert!("fastest".parse::<Algorithm>().is_err());
         let numbered: Vec<u32> = Algorithm::all().filter_map(Algorithm::number).collect();
         assert_eq!(
             numbered,
-            vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 64]
+            vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 64]
         );
     }
 }

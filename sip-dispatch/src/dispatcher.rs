@@ -1,27 +1,29 @@
 //! The dispatcher: an immutable snapshot of the sets (swapped atomically on reload) and
 //! selection by every algorithm into a caller-provided buffer.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::algorithm::Algorithm;
-use crate::destination::{Destination, State};
-use crate::list::{DestinationList, Flags};
+use crate::destination::{Destination, PassiveHealth, Policy, State};
+use crate::list::{DestinationList, DestinationSpec};
 
-/// Seed of every hash of the crate (xxh3). Fixed and documented so that two instances, or
-/// one after a restart, map the same key to the same destination.
+/// Seed of every hash of the crate (xxh3-64). Fixed and documented so that two
+/// instances, or one after a restart, map the same key to the same destination.
 pub const HASH_SEED: u64 = 0x7369_702d_6c62_0001;
 
-/// What a hash-based algorithm hashes; filled by the proxy from the request.
+/// What the hash-based and sticky algorithms hash; filled by the proxy from the request.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SelectKey<'a> {
-    /// Call-ID (algorithm 0, sticky).
+    /// Call-ID (algorithm 0; sticky without an AOR).
     pub call_id: &'a [u8],
     /// From URI (1).
     pub from_uri: &'a [u8],
@@ -42,27 +44,87 @@ pub struct SelectKey<'a> {
 pub enum SelectOutcome {
     /// The selection holds at least one destination.
     Selected,
-    /// Every destination is at capacity (autonomous queue): hold the request.
+    /// Every usable destination is at capacity (autonomous queue): hold the request in
+    /// a [`crate::WaitQueue`] and select again when a slot frees.
     Queue,
-    /// Unknown set, or no usable destination.
+    /// Unknown set, or no usable destination (the backup included).
     Unavailable,
 }
 
 /// Which destinations to probe (Kamailio `ds_probing_mode`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProbeMode {
-    /// Only destinations with the probing flag (8) (mode 0).
+    /// Mode 0: only destinations with the probing flag (configured with flag 8, or set
+    /// by a failure); a successful probe clears the flag.
     Flagged,
-    /// Every destination (mode 1).
+    /// Mode 1: every destination.
     #[default]
     All,
-    /// Only inactive and trying destinations (mode 2).
+    /// Mode 2: only inactive and trying destinations (Kamailio: inactive with the
+    /// probing flag).
     OnlyInactive,
+    /// Mode 3: destinations with the probing flag, continually (the flag stays).
+    FlaggedContinuous,
+}
+
+impl ProbeMode {
+    /// Kamailio's `ds_probing_mode` number.
+    pub fn code(self) -> u8 {
+        match self {
+            ProbeMode::Flagged => 0,
+            ProbeMode::All => 1,
+            ProbeMode::OnlyInactive => 2,
+            ProbeMode::FlaggedContinuous => 3,
+        }
+    }
+
+    /// The mode of a Kamailio `ds_probing_mode` number.
+    pub fn from_code(n: u8) -> Option<ProbeMode> {
+        Some(match n {
+            0 => ProbeMode::Flagged,
+            1 => ProbeMode::All,
+            2 => ProbeMode::OnlyInactive,
+            3 => ProbeMode::FlaggedContinuous,
+            _ => return None,
+        })
+    }
+}
+
+/// Settings of a [`Dispatcher`] beyond its list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatcherOptions {
+    /// Kamailio `ds_use_default`: the last destination of each set is a backup, left
+    /// out of normal selection, appended to every failover list and chosen first only
+    /// when no other destination is usable.
+    pub use_default: bool,
+    /// Kamailio `ds_flags` bit 1: algorithms 1-3 hash only the user part of the URI
+    /// (else user, host, and port unless default).
+    pub hash_user_only: bool,
+    /// How long a sticky affinity lives without use.
+    pub sticky_ttl: Duration,
+    /// Most affinities kept by the sticky algorithm (beyond, new keys are not pinned
+    /// and fall back to rendezvous hashing).
+    pub sticky_capacity: usize,
+    /// Passive health: what traffic failures do to a destination.
+    pub passive: PassiveHealth,
+}
+
+impl Default for DispatcherOptions {
+    fn default() -> Self {
+        DispatcherOptions {
+            use_default: false,
+            hash_user_only: false,
+            sticky_ttl: Duration::from_secs(3600),
+            sticky_capacity: 1 << 20,
+            passive: PassiveHealth::default(),
+        }
+    }
 }
 
 /// The output buffer of a selection: first choice, then the failover alternates.
-/// Reuse it across calls: once it has grown, selecting does not allocate.
+/// Reuse it across calls: once it has grown to the set size, selecting does not allocate.
 #[derive(Debug, Default)]
 pub struct Selection {
     list: Vec<Arc<Destination>>,
@@ -99,6 +161,25 @@ impl Selection {
     pub fn first(&self) -> Option<&Arc<Destination>> {
         self.list.first()
     }
+    /// The destinations as a slice.
+    pub fn as_slice(&self) -> &[Arc<Destination>] {
+        &self.list
+    }
+}
+
+const NO_GROUP: u16 = u16::MAX;
+
+/// Per-destination configuration copied into the snapshot, so selection reads plain
+/// fields instead of the destination's swappable attributes.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    weight: u32,
+    rweight: u32,
+    maxload: u32,
+    group: u16,
+    cc: bool,
+    priority: i32,
+    uri_hash: u64,
 }
 
 /// One destination set of a snapshot.
@@ -106,8 +187,17 @@ impl Selection {
 pub struct DestinationSet {
     id: u32,
     destinations: Vec<Arc<Destination>>,
+    meta: Vec<Meta>,
+    /// Destinations of normal selection: all, or all but the last (the backup).
+    main: usize,
     /// Smooth weighted round-robin sequence (indices), one full cycle.
     weighted: Vec<u16>,
+    /// Number of `duid` groups.
+    groups: usize,
+    /// Every weight equal (hashing can skip the logarithm).
+    uniform_weight: bool,
+    /// Kamailio's `rrserial`: every priority equal and above 0 (algorithm 14).
+    all_same_priority: bool,
     counter: AtomicU64,
 }
 
@@ -116,9 +206,15 @@ impl DestinationSet {
     pub fn id(&self) -> u32 {
         self.id
     }
-    /// Its destinations in list order.
+    /// Its destinations in list order (the backup, when there is one, last).
     pub fn destinations(&self) -> &[Arc<Destination>] {
         &self.destinations
+    }
+    /// The backup destination ([`DispatcherOptions::use_default`]).
+    pub fn backup(&self) -> Option<&Arc<Destination>> {
+        (self.main < self.destinations.len())
+            .then(|| self.destinations.last())
+            .flatten()
     }
 }
 
@@ -129,7 +225,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Every set.
+    /// Every set, in the order they first appear in the list.
     pub fn sets(&self) -> &[DestinationSet] {
         &self.sets
     }
@@ -140,7 +236,7 @@ impl Snapshot {
 }
 
 /// What a reload changed.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ReloadReport {
     /// (set, URI) added.
     pub added: Vec<(u32, String)>,
@@ -161,24 +257,33 @@ struct Affinity {
 }
 
 /// Destination sets, selection and health, shared by every worker as `Arc<Dispatcher>`.
+///
+/// Selection reads the current [`Snapshot`] through `arc-swap` and the destinations'
+/// atomics; it takes no lock, except the sticky algorithm, which locks one of 32 shards
+/// of its affinity table (chosen by the key's hash) for a lookup or insert.
 #[derive(Debug)]
 pub struct Dispatcher {
     snapshot: ArcSwap<Snapshot>,
-    base: Instant,
-    sticky: Vec<Mutex<HashMap<u64, Affinity>>>,
-    sticky_ttl: Duration,
+    policy: Arc<Policy>,
+    options: DispatcherOptions,
+    sticky: Box<[Mutex<HashMap<u64, Affinity>>]>,
+    reload_lock: Mutex<()>,
 }
 
 /// Smooth weighted round robin (the nginx sequence): over one cycle of `sum(w)` picks
 /// each destination appears exactly `w` times, interleaved as evenly as possible.
+/// Weights are first divided by their greatest common divisor; a cycle longer than
+/// 65 536 picks is scaled down (only then is the spread approximate).
 fn smooth_weighted(weights: &[u32]) -> Vec<u16> {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
     let mut w: Vec<u64> = weights.iter().map(|&x| u64::from(x.max(1))).collect();
-    // Keep one cycle at a bounded length.
+    let g = w.iter().copied().fold(0, gcd).max(1);
+    w.iter_mut().for_each(|x| *x /= g);
     let mut total: u64 = w.iter().sum();
-    while total > 10_000 {
-        for x in &mut w {
-            *x = (*x / 2).max(1);
-        }
+    while total > 65_536 {
+        w.iter_mut().for_each(|x| *x = (*x / 2).max(1));
         total = w.iter().sum();
     }
     let mut current = vec![0i64; w.len()];
@@ -187,114 +292,384 @@ fn smooth_weighted(weights: &[u32]) -> Vec<u16> {
         for (c, x) in current.iter_mut().zip(&w) {
             *c += *x as i64;
         }
-        let best = (0..w.len())
-            .max_by_key(|&i| (current[i], std::cmp::Reverse(i)))
-            .unwrap_or(0);
+        let mut best = 0;
+        for i in 1..w.len() {
+            if current[i] > current[best] {
+                best = i;
+            }
+        }
         current[best] -= total as i64;
         seq.push(best as u16);
     }
     seq
 }
 
+fn make_set(id: u32, destinations: Vec<Arc<Destination>>, use_default: bool) -> DestinationSet {
+    let mut duids: Vec<String> = Vec::new();
+    let meta: Vec<Meta> = destinations
+        .iter()
+        .map(|d| {
+            let a = d.attrs();
+            let group = match &a.duid {
+                Some(u) => match duids.iter().position(|x| x == u) {
+                    Some(p) => p as u16,
+                    None => {
+                        duids.push(u.clone());
+                        (duids.len() - 1) as u16
+                    }
+                },
+                None => NO_GROUP,
+            };
+            Meta {
+                weight: a.weight.unwrap_or(1).max(1),
+                rweight: a.rweight.or(a.weight).unwrap_or(1).max(1),
+                maxload: a.maxload.unwrap_or(0),
+                group,
+                cc: a.cc == Some(1),
+                priority: d.priority(),
+                uri_hash: xxh3_64_with_seed(d.uri().as_bytes(), HASH_SEED),
+            }
+        })
+        .collect();
+    let n = destinations.len();
+    let main = if use_default && n > 1 { n - 1 } else { n };
+    let weights: Vec<u32> = meta[..main].iter().map(|m| m.weight).collect();
+    DestinationSet {
+        id,
+        uniform_weight: weights.windows(2).all(|w| w[0] == w[1]),
+        all_same_priority: meta[..main]
+            .iter()
+            .all(|m| m.priority == meta[0].priority && m.priority > 0),
+        weighted: smooth_weighted(&weights),
+        groups: duids.len(),
+        destinations,
+        meta,
+        main,
+        counter: AtomicU64::new(0),
+    }
+}
+
 fn build(
     list: &DestinationList,
-    base: Instant,
+    policy: &Arc<Policy>,
+    use_default: bool,
     old: Option<&Snapshot>,
 ) -> (Snapshot, ReloadReport) {
     let mut report = ReloadReport::default();
-    let mut sets: Vec<DestinationSet> = Vec::new();
+    let mut grouped: Vec<(u32, Vec<Arc<Destination>>)> = Vec::new();
+    let mut seen: HashMap<(u32, &str), ()> = HashMap::new();
     for spec in list.entries() {
-        let existing = old
-            .and_then(|o| o.set(spec.set))
-            .and_then(|s| s.destinations.iter().find(|d| d.uri() == spec.uri));
-        let dest = match existing {
-            Some(d) => {
-                if d.reconfigure(spec) {
-                    report.changed.push((spec.set, spec.uri.clone()));
-                } else {
-                    report.kept += 1;
-                }
-                d.clone()
-            }
-            None => {
-                report.added.push((spec.set, spec.uri.clone()));
-                Arc::new(Destination::new(spec, base))
-            }
-        };
-        match sets.iter_mut().find(|s| s.id == spec.set) {
-            Some(s) => {
-                if !s.destinations.iter().any(|d| d.uri() == spec.uri) {
-                    s.destinations.push(dest);
-                }
-            }
-            None => sets.push(DestinationSet {
-                id: spec.set,
-                destinations: vec![dest],
-                weighted: Vec::new(),
-                counter: AtomicU64::new(0),
-            }),
+        // A repeated (set, URI) is one destination: the first line wins.
+        if seen.insert((spec.set, spec.uri.as_str()), ()).is_some() {
+            continue;
         }
-    }
-    for s in &mut sets {
-        let w: Vec<u32> = s.destinations.iter().map(|d| d.weight()).collect();
-        s.weighted = smooth_weighted(&w);
+        let dest = reuse_or_create(spec, policy, old, &mut report);
+        match grouped.iter_mut().find(|(id, _)| *id == spec.set) {
+            Some((_, v)) => v.push(dest),
+            None => grouped.push((spec.set, vec![dest])),
+        }
     }
     if let Some(o) = old {
         for s in &o.sets {
             for d in &s.destinations {
-                let still = sets
-                    .iter()
-                    .any(|n| n.id == s.id && n.destinations.iter().any(|x| x.uri() == d.uri()));
-                if !still {
+                if !seen.contains_key(&(s.id, d.uri())) {
                     report.removed.push((s.id, d.uri().to_string()));
                 }
             }
         }
     }
+    let sets = grouped
+        .into_iter()
+        .map(|(id, ds)| make_set(id, ds, use_default))
+        .collect();
     (Snapshot { sets }, report)
 }
 
-/// Rendezvous (highest random weight) score of `dest` for `key_hash`, weighted with the
-/// logarithmic method: `-w / ln(u)` with `u` uniform in (0,1) from xxh3(key, uri).
-fn hrw_score(key_hash: u64, d: &Destination) -> f64 {
-    let h = xxh3_64_with_seed(d.uri().as_bytes(), HASH_SEED ^ key_hash);
-    let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-    let w = f64::from(d.weight());
-    -w / u.ln()
+fn reuse_or_create(
+    spec: &DestinationSpec,
+    policy: &Arc<Policy>,
+    old: Option<&Snapshot>,
+    report: &mut ReloadReport,
+) -> Arc<Destination> {
+    let existing = old
+        .and_then(|o| o.set(spec.set))
+        .and_then(|s| s.destinations.iter().find(|d| d.uri() == spec.uri));
+    match existing {
+        Some(d) => {
+            if d.reconfigure(spec) {
+                report.changed.push((spec.set, spec.uri.clone()));
+            } else {
+                report.kept += 1;
+            }
+            d.clone()
+        }
+        None => {
+            report.added.push((spec.set, spec.uri.clone()));
+            Arc::new(Destination::new(spec, policy.clone()))
+        }
+    }
 }
 
-fn mix(n: u64) -> u64 {
-    xxh3_64_with_seed(&n.to_le_bytes(), HASH_SEED)
+/// The hash of a key (xxh3-64 with [`HASH_SEED`]).
+fn key_hash(key: &[u8]) -> u64 {
+    xxh3_64_with_seed(key, HASH_SEED)
+}
+
+/// Kamailio's URI hash key: the user, then the host, then the port when it is not the
+/// scheme's default (`user_only`: the user alone). Bytes that do not parse as a SIP URI
+/// are hashed as they are.
+fn uri_key_hash(uri: &[u8], user_only: bool) -> u64 {
+    let uri = trim_angle(uri);
+    let Ok(u) = sip_core::uri::Uri::parse(uri) else {
+        return key_hash(uri);
+    };
+    if !u.scheme().is_sip() {
+        return key_hash(uri);
+    }
+    let mut h = key_hash(u.user().unwrap_or_default());
+    if !user_only {
+        h = xxh3_64_with_seed(u.host_raw(), h);
+        let default = if u.scheme() == sip_core::uri::Scheme::Sips {
+            5061
+        } else {
+            5060
+        };
+        if let Some(p) = u.port().filter(|&p| p != default) {
+            h = xxh3_64_with_seed(&p.to_be_bytes(), h);
+        }
+    }
+    h
+}
+
+fn trim_angle(b: &[u8]) -> &[u8] {
+    let b = b.trim_ascii();
+    match (
+        b.iter().position(|&c| c == b'<'),
+        b.iter().rposition(|&c| c == b'>'),
+    ) {
+        (Some(s), Some(e)) if s < e => &b[s + 1..e],
+        _ => b,
+    }
+}
+
+/// Rendezvous score bits of a destination for a key:
+/// `xxh3_64(le_bytes(key_hash), seed = xxh3_64(uri, HASH_SEED))`.
+#[inline]
+fn hrw_bits(key_hash: u64, uri_hash: u64) -> u64 {
+    xxh3_64_with_seed(&key_hash.to_le_bytes(), uri_hash)
+}
+
+/// A uniform number in (0, 1) from 53 bits of `x`.
+#[inline]
+fn unit(x: u64) -> f64 {
+    ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+}
+
+/// A fast per-thread pseudo-random number (splitmix64, seeded from the standard
+/// library's per-process random keys); no lock, no allocation.
+fn rand_u64() -> u64 {
+    use std::hash::BuildHasher;
+    thread_local! {
+        static STATE: Cell<u64> =
+            Cell::new(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64));
+    }
+    STATE.with(|s| {
+        let x = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        s.set(x);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    })
 }
 
 type Scored = SmallVec<[(f64, usize); 64]>;
 
+/// Sorts best first (higher score; ties by index), only as far as `limit` needs.
+fn order_desc(scored: &mut Scored, limit: usize) {
+    let cmp = |a: &(f64, usize), b: &(f64, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if limit < scored.len() {
+        if limit == 0 {
+            return;
+        }
+        scored.select_nth_unstable_by(limit - 1, cmp);
+        scored[..limit].sort_unstable_by(cmp);
+    } else {
+        scored.sort_unstable_by(cmp);
+    }
+}
+
+struct Ctx<'a> {
+    s: &'a DestinationSet,
+    now: Instant,
+    limit: usize,
+}
+
+impl Ctx<'_> {
+    #[inline]
+    fn usable(&self, i: usize) -> bool {
+        self.s.destinations[i].is_usable(self.now)
+    }
+
+    fn push(&self, out: &mut Selection, i: usize) {
+        if out.list.len() < self.limit {
+            out.list.push(self.s.destinations[i].clone());
+        }
+    }
+
+    fn push_scored(&self, out: &mut Selection, scored: &Scored) {
+        for &(_, i) in scored.iter().take(self.limit) {
+            self.push(out, i);
+        }
+    }
+
+    /// Usable destinations among the `count` in rotation order from `start`, until
+    /// `limit`.
+    fn rotate_from(&self, out: &mut Selection, start: usize, count: usize) {
+        let n = self.s.main;
+        for k in 0..count.min(n) {
+            if out.list.len() >= self.limit {
+                break;
+            }
+            let i = (start + k) % n;
+            if self.usable(i) {
+                self.push(out, i);
+            }
+        }
+    }
+
+    fn next_counter(&self) -> u64 {
+        self.s.counter.fetch_add(1, Relaxed)
+    }
+
+    /// Round robin: the usable destinations from the next position on.
+    fn round_robin(&self, out: &mut Selection) {
+        let n = self.s.main as u64;
+        let start = (self.next_counter() % n) as usize;
+        self.rotate_from(out, start, n as usize);
+    }
+
+    /// Scores every usable destination with `f` (higher is better) and orders them;
+    /// ties are rotated by the set's counter, so equal destinations share the load.
+    fn best_by(&self, out: &mut Selection, mut f: impl FnMut(usize) -> f64) {
+        let n = self.s.main;
+        let start = (self.next_counter() % n as u64) as usize;
+        let mut scored = Scored::new();
+        for k in 0..n {
+            let i = (start + k) % n;
+            if self.usable(i) {
+                // The rotation position breaks ties (lower position first); a score of
+                // -inf means "not eligible".
+                let score = f(i);
+                if score > f64::NEG_INFINITY {
+                    scored.push((score, k));
+                }
+            }
+        }
+        order_desc(&mut scored, self.limit);
+        for &(_, k) in scored.iter().take(self.limit) {
+            self.push(out, (start + k) % n);
+        }
+    }
+
+    /// Rendezvous hashing of `kh` over the usable destinations, weighted by `weight`.
+    fn rendezvous(&self, out: &mut Selection, kh: u64) {
+        let mut scored = Scored::new();
+        for i in 0..self.s.main {
+            if !self.usable(i) {
+                continue;
+            }
+            let m = &self.s.meta[i];
+            let bits = hrw_bits(kh, m.uri_hash);
+            let score = if self.s.uniform_weight {
+                bits as f64
+            } else {
+                -f64::from(m.weight) / unit(bits).ln()
+            };
+            scored.push((score, i));
+        }
+        order_desc(&mut scored, self.limit);
+        self.push_scored(out, &scored);
+    }
+
+    /// One weighted random pick among the usable destinations accepted by `filter`.
+    fn weighted_pick(
+        &self,
+        weight: impl Fn(usize) -> f64,
+        filter: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let n = self.s.main;
+        let total: f64 = (0..n)
+            .filter(|&i| filter(i) && self.usable(i))
+            .map(&weight)
+            .sum();
+        if total <= 0.0 {
+            return None;
+        }
+        let mut r = unit(rand_u64()) * total;
+        let mut last = None;
+        for i in 0..n {
+            if filter(i) && self.usable(i) {
+                let w = weight(i);
+                if w > 0.0 {
+                    last = Some(i);
+                    if r < w {
+                        return Some(i);
+                    }
+                    r -= w;
+                }
+            }
+        }
+        last
+    }
+}
+
 impl Dispatcher {
-    /// A dispatcher over `list`.
+    /// A dispatcher over `list` with default options.
     pub fn new(list: DestinationList) -> Dispatcher {
-        let base = Instant::now();
-        let (snap, _) = build(&list, base, None);
+        Dispatcher::with_options(list, DispatcherOptions::default())
+    }
+
+    /// A dispatcher over `list` with `options`.
+    pub fn with_options(list: DestinationList, options: DispatcherOptions) -> Dispatcher {
+        let policy = Arc::new(Policy::new(options.passive));
+        let (snap, _) = build(&list, &policy, options.use_default, None);
         Dispatcher {
             snapshot: ArcSwap::from_pointee(snap),
-            base,
+            policy,
+            options,
             sticky: (0..STICKY_SHARDS)
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
-            sticky_ttl: Duration::from_secs(3600),
+            reload_lock: Mutex::new(()),
         }
     }
 
     /// Sets how long a sticky affinity lasts without use (default 1 hour).
     pub fn with_sticky_ttl(mut self, ttl: Duration) -> Self {
-        self.sticky_ttl = ttl;
+        self.options.sticky_ttl = ttl;
         self
     }
 
+    /// The options (passive health as currently set).
+    pub fn options(&self) -> DispatcherOptions {
+        DispatcherOptions {
+            passive: self.policy.get(),
+            ..self.options
+        }
+    }
+
+    /// Changes the passive-health settings of every destination at once.
+    pub fn set_passive_health(&self, passive: PassiveHealth) {
+        self.policy.set(passive);
+    }
+
     /// Replaces the sets. Destinations that remain (same set and URI) keep their `Arc`,
-    /// state and counters; readers never block.
+    /// state and counters; readers never block (they keep the snapshot they loaded).
     pub fn reload(&self, list: DestinationList) -> ReloadReport {
+        let _writer = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.snapshot.load_full();
-        let (snap, report) = build(&list, self.base, Some(&old));
+        let (snap, report) = build(&list, &self.policy, self.options.use_default, Some(&old));
         self.snapshot.store(Arc::new(snap));
         report
     }
@@ -305,7 +680,11 @@ impl Dispatcher {
     }
 
     /// Fills `out` with destinations of `set` for this request, best first, at most
-    /// `limit` (0 = no limit). Only usable destinations are listed, each once.
+    /// `limit` (0 = no limit): the first choice, then the failover alternates. Only
+    /// usable destinations are listed, each once; the backup (see
+    /// [`DispatcherOptions::use_default`]) comes last. No heap allocation once `out` has
+    /// room for the set (sets of up to 64 destinations; the sticky algorithm may grow
+    /// its table).
     pub fn select(
         &self,
         set: u32,
@@ -320,240 +699,21 @@ impl Dispatcher {
         let Some(s) = snap.set(set) else {
             return SelectOutcome::Unavailable;
         };
-        let limit = if limit == 0 { usize::MAX } else { limit };
-        let ds = &s.destinations;
-        let usable = |d: &Destination| d.is_usable(now);
-        let mut scored: Scored = SmallVec::new();
-        let push_order = |scored: &mut Scored, out: &mut Selection| {
-            for &(_, i) in scored.iter() {
-                if out.list.len() >= limit {
-                    break;
-                }
-                out.list.push(ds[i].clone());
-            }
+        if s.destinations.is_empty() {
+            return SelectOutcome::Unavailable;
+        }
+        let cx = Ctx {
+            s,
+            now,
+            limit: if limit == 0 { usize::MAX } else { limit },
         };
-        match algorithm {
-            Algorithm::CallIdHash
-            | Algorithm::FromUriHash
-            | Algorithm::ToUriHash
-            | Algorithm::RequestUriHash
-            | Algorithm::KeyHash
-            | Algorithm::AuthUsernameHash => {
-                let k: Option<&[u8]> = match algorithm {
-                    Algorithm::CallIdHash => Some(key.call_id),
-                    Algorithm::FromUriHash => Some(key.from_uri),
-                    Algorithm::ToUriHash => Some(key.to_uri),
-                    Algorithm::RequestUriHash => Some(key.request_uri),
-                    Algorithm::KeyHash => Some(key.custom.unwrap_or(key.call_id)),
-                    _ => key.auth_username,
-                };
-                match k {
-                    Some(k) => self.rendezvous(ds, k, now, &mut scored),
-                    None => self.rotate(s, now, &mut scored),
-                }
-                sort_desc(&mut scored);
-                push_order(&mut scored, out);
-            }
-            Algorithm::RoundRobin | Algorithm::Parallel => {
-                self.rotate(s, now, &mut scored);
-                push_order(&mut scored, out);
-            }
-            Algorithm::OverloadRoundRobin => {
-                self.rotate(s, now, &mut scored);
-                // Withhold the advertised share of requests from overloaded destinations:
-                // they move to the end of the list (still there for failover).
-                let n = s.counter.load(Relaxed);
-                for (score, i) in scored.iter_mut() {
-                    let pct = ds[*i].overload_percent(now);
-                    if pct > 0 && (mix(n ^ (*i as u64)) % 100) < u64::from(pct) {
-                        *score -= 1e12;
-                    }
-                }
-                sort_desc(&mut scored);
-                push_order(&mut scored, out);
-            }
-            Algorithm::Random => {
-                let r =
-                    mix(s.counter.fetch_add(1, Relaxed) ^ self.base.elapsed().as_nanos() as u64);
-                for (i, d) in ds.iter().enumerate() {
-                    if usable(d) {
-                        scored.push((mix(r ^ i as u64) as f64, i));
-                    }
-                }
-                sort_desc(&mut scored);
-                push_order(&mut scored, out);
-            }
-            Algorithm::Priority => {
-                for (i, d) in ds.iter().enumerate() {
-                    if usable(d) {
-                        scored.push((f64::from(d.priority()), i));
-                    }
-                }
-                // Stable: equal priorities keep list order.
-                scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-                push_order(&mut scored, out);
-            }
-            Algorithm::Weight => {
-                let n = s.counter.fetch_add(1, Relaxed);
-                let len = s.weighted.len().max(1) as u64;
-                // Walk the cycle from the current position: the first usable destination
-                // is the choice; the others follow in cycle order for failover.
-                for step in 0..len {
-                    let i = s.weighted[((n + step) % len) as usize] as usize;
-                    if usable(&ds[i]) && !scored.iter().any(|&(_, j)| j == i) {
-                        scored.push((0.0, i));
-                    }
-                }
-                push_order(&mut scored, out);
-            }
-            Algorithm::CallLoad | Algorithm::LeastConnections | Algorithm::AutonomousQueue => {
-                let mut full = 0;
-                for (i, d) in ds.iter().enumerate() {
-                    if !usable(d) {
-                        continue;
-                    }
-                    let load = duid_load(ds, d);
-                    let max = d.attrs().maxload.map(i64::from);
-                    if max.is_some_and(|m| load >= m) {
-                        full += 1;
-                        continue;
-                    }
-                    scored.push((-(load as f64), i));
-                }
-                if scored.is_empty() && full > 0 && algorithm == Algorithm::AutonomousQueue {
-                    return SelectOutcome::Queue;
-                }
-                self.tie_break(s, &mut scored);
-                push_order(&mut scored, out);
-            }
-            Algorithm::WeightedLeastConnections => {
-                for (i, d) in ds.iter().enumerate() {
-                    if usable(d) {
-                        scored.push((-(d.active_calls() as f64 / f64::from(d.weight())), i));
-                    }
-                }
-                self.tie_break(s, &mut scored);
-                push_order(&mut scored, out);
-            }
-            Algorithm::Observed | Algorithm::Predictive => {
-                for (i, d) in ds.iter().enumerate() {
-                    if usable(d) {
-                        let mut score =
-                            (d.active_calls().max(0) as f64 + 1.0) * (1.0 + d.failure_ratio());
-                        if algorithm == Algorithm::Predictive {
-                            score *= d.latency_trend();
-                        }
-                        scored.push((-score, i));
-                    }
-                }
-                self.tie_break(s, &mut scored);
-                push_order(&mut scored, out);
-            }
-            Algorithm::EvenTaskQueue => {
-                for (i, d) in ds.iter().enumerate() {
-                    if usable(d) {
-                        scored.push((-(d.outstanding() as f64), i));
-                    }
-                }
-                self.tie_break(s, &mut scored);
-                push_order(&mut scored, out);
-            }
-            Algorithm::LeastBandwidth => {
-                for (i, d) in ds.iter().enumerate() {
-                    if usable(d) {
-                        scored.push((-(d.bytes_recent(now) as f64), i));
-                    }
-                }
-                self.tie_break(s, &mut scored);
-                push_order(&mut scored, out);
-            }
-            Algorithm::Latency => {
-                for (i, d) in ds.iter().enumerate() {
-                    if usable(d) {
-                        scored.push((-(d.latency_us() as f64), i));
-                    }
-                }
-                self.tie_break(s, &mut scored);
-                push_order(&mut scored, out);
-            }
-            Algorithm::RelativeWeight => {
-                let r = mix(s.counter.fetch_add(1, Relaxed));
-                for (i, d) in ds.iter().enumerate() {
-                    if !usable(d) {
-                        continue;
-                    }
-                    let a = d.attrs();
-                    let mut w = f64::from(a.rweight.or(a.weight).unwrap_or(1).max(1));
-                    if a.cc == Some(1) {
-                        // Congestion control: scale by how far latency rose above its
-                        // long-term average.
-                        w /= d.latency_trend().max(1.0);
-                    }
-                    if d.state() == State::Trying {
-                        w /= 2.0;
-                    }
-                    let u = ((mix(r ^ i as u64) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-                    scored.push((-w / u.ln(), i));
-                }
-                sort_desc(&mut scored);
-                push_order(&mut scored, out);
-            }
-            Algorithm::Srv => {
-                let r = mix(s.counter.fetch_add(1, Relaxed));
-                for (i, d) in ds.iter().enumerate() {
-                    if usable(d) {
-                        let u = ((mix(r ^ i as u64) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-                        let wscore = -f64::from(d.weight()) / u.ln();
-                        // Lower priority value first (RFC 2782), weighted within.
-                        scored.push((-(f64::from(d.priority())) * 1e9 + wscore.min(1e8), i));
-                    }
-                }
-                sort_desc(&mut scored);
-                push_order(&mut scored, out);
-            }
-            Algorithm::Sticky => {
-                let k = key.aor.unwrap_or(key.call_id);
-                let kh = xxh3_64_with_seed(k, HASH_SEED);
-                let shard = &self.sticky[(kh as usize) % STICKY_SHARDS];
-                let pinned = {
-                    let mut m = shard.lock().unwrap_or_else(|e| e.into_inner());
-                    match m.get_mut(&kh) {
-                        Some(a) if a.expires > now && a.destination.is_usable(now) => {
-                            a.expires = now + self.sticky_ttl;
-                            Some(a.destination.clone())
-                        }
-                        _ => None,
-                    }
-                };
-                self.rendezvous(ds, k, now, &mut scored);
-                sort_desc(&mut scored);
-                if let Some(p) = &pinned {
-                    out.list.push(p.clone());
-                }
-                for &(_, i) in scored.iter() {
-                    if out.list.len() >= limit {
-                        break;
-                    }
-                    if pinned.as_ref().is_some_and(|p| Arc::ptr_eq(p, &ds[i])) {
-                        continue;
-                    }
-                    out.list.push(ds[i].clone());
-                }
-                if pinned.is_none()
-                    && let Some(first) = out.list.first()
-                {
-                    let mut m = shard.lock().unwrap_or_else(|e| e.into_inner());
-                    if m.len() > 100_000 {
-                        m.retain(|_, a| a.expires > now);
-                    }
-                    m.insert(
-                        kh,
-                        Affinity {
-                            destination: first.clone(),
-                            expires: now + self.sticky_ttl,
-                        },
-                    );
-                }
+        if self.select_main(&cx, algorithm, key, out) == SelectOutcome::Queue {
+            return SelectOutcome::Queue;
+        }
+        if s.main < s.destinations.len() {
+            let b = s.destinations.len() - 1;
+            if cx.usable(b) {
+                cx.push(out, b);
             }
         }
         if out.list.is_empty() {
@@ -563,61 +723,304 @@ impl Dispatcher {
         }
     }
 
-    fn rendezvous(&self, ds: &[Arc<Destination>], key: &[u8], now: Instant, scored: &mut Scored) {
-        let kh = xxh3_64_with_seed(key, HASH_SEED);
-        for (i, d) in ds.iter().enumerate() {
-            if d.is_usable(now) {
-                scored.push((hrw_score(kh, d), i));
+    fn select_main(
+        &self,
+        cx: &Ctx<'_>,
+        algorithm: Algorithm,
+        key: &SelectKey<'_>,
+        out: &mut Selection,
+    ) -> SelectOutcome {
+        let s = cx.s;
+        let ds = &s.destinations;
+        let user_only = self.options.hash_user_only;
+        match algorithm {
+            Algorithm::CallIdHash => cx.rendezvous(out, key_hash(key.call_id)),
+            Algorithm::FromUriHash => cx.rendezvous(out, uri_key_hash(key.from_uri, user_only)),
+            Algorithm::ToUriHash => cx.rendezvous(out, uri_key_hash(key.to_uri, user_only)),
+            Algorithm::RequestUriHash => {
+                cx.rendezvous(out, uri_key_hash(key.request_uri, user_only))
+            }
+            Algorithm::KeyHash => cx.rendezvous(out, key_hash(key.custom.unwrap_or(key.call_id))),
+            Algorithm::AuthUsernameHash => match key.auth_username {
+                Some(u) => cx.rendezvous(out, key_hash(u)),
+                None => cx.round_robin(out),
+            },
+            Algorithm::RoundRobin | Algorithm::Parallel => cx.round_robin(out),
+            Algorithm::PriorityRoundRobin if s.all_same_priority => cx.round_robin(out),
+            Algorithm::Priority | Algorithm::PriorityRoundRobin => {
+                let mut scored = Scored::new();
+                for i in 0..s.main {
+                    if cx.usable(i) {
+                        scored.push((f64::from(s.meta[i].priority), i));
+                    }
+                }
+                order_desc(&mut scored, cx.limit);
+                cx.push_scored(out, &scored);
+            }
+            Algorithm::Random => {
+                let mut usable: SmallVec<[usize; 64]> = SmallVec::new();
+                usable.extend((0..s.main).filter(|&i| cx.usable(i)));
+                if !usable.is_empty() {
+                    let first = (rand_u64() % usable.len() as u64) as usize;
+                    for k in 0..usable.len() {
+                        cx.push(out, usable[(first + k) % usable.len()]);
+                    }
+                }
+            }
+            Algorithm::Weight => {
+                let len = s.weighted.len() as u64;
+                let pos = cx.next_counter() % len;
+                // The first usable destination from the cycle position is the choice;
+                // an unusable destination's turn goes to the next one in the cycle.
+                let first = (0..len)
+                    .map(|k| s.weighted[((pos + k) % len) as usize] as usize)
+                    .find(|&i| cx.usable(i));
+                if let Some(f) = first {
+                    cx.push(out, f);
+                    // Failover: the others, heaviest first.
+                    let mut scored = Scored::new();
+                    for i in 0..s.main {
+                        if i != f && cx.usable(i) {
+                            scored.push((f64::from(s.meta[i].weight), i));
+                        }
+                    }
+                    order_desc(&mut scored, cx.limit.saturating_sub(1));
+                    cx.push_scored(out, &scored);
+                }
+            }
+            Algorithm::CallLoad | Algorithm::AutonomousQueue | Algorithm::LeastConnections => {
+                let mut group_load: SmallVec<[i64; 16]> = SmallVec::new();
+                if s.groups > 0 {
+                    group_load.resize(s.groups, 0);
+                    for (d, m) in ds.iter().zip(&s.meta) {
+                        if m.group != NO_GROUP {
+                            group_load[m.group as usize] += d.active_calls();
+                        }
+                    }
+                }
+                let load = |i: usize| match s.meta[i].group {
+                    NO_GROUP => ds[i].active_calls(),
+                    g => group_load[g as usize],
+                };
+                let honour_max = algorithm != Algorithm::LeastConnections;
+                let mut full = 0usize;
+                let mut open = 0usize;
+                for i in 0..s.main {
+                    if cx.usable(i) {
+                        let m = s.meta[i].maxload;
+                        if honour_max && m > 0 && load(i) >= i64::from(m) {
+                            full += 1;
+                        } else {
+                            open += 1;
+                        }
+                    }
+                }
+                if open == 0 && full > 0 && algorithm == Algorithm::AutonomousQueue {
+                    return SelectOutcome::Queue;
+                }
+                cx.best_by(out, |i| {
+                    let m = s.meta[i].maxload;
+                    let l = load(i);
+                    if honour_max && m > 0 && l >= i64::from(m) {
+                        f64::NEG_INFINITY
+                    } else {
+                        -(l as f64)
+                    }
+                });
+            }
+            Algorithm::WeightedLeastConnections => cx.best_by(out, |i| {
+                -(ds[i].active_calls() as f64 / f64::from(s.meta[i].weight))
+            }),
+            Algorithm::Observed | Algorithm::Predictive => cx.best_by(out, |i| {
+                let d = &ds[i];
+                let mut score =
+                    (d.active_calls().max(0) as f64 + 1.0) * (1.0 + 4.0 * d.failure_rate());
+                if algorithm == Algorithm::Predictive {
+                    score *= d.latency_trend();
+                }
+                -score
+            }),
+            Algorithm::EvenTaskQueue => cx.best_by(out, |i| -(ds[i].outstanding() as f64)),
+            Algorithm::LeastBandwidth => {
+                cx.best_by(out, |i| -(ds[i].bytes_in_window(cx.now) as f64))
+            }
+            Algorithm::Latency => cx.best_by(out, |i| -(ds[i].latency_us() as f64)),
+            Algorithm::RelativeWeight => {
+                // Kamailio: rweight, lowered by 1 per ms of congestion with cc=1; when
+                // every destination is congested below 0, by the inverse of congestion.
+                let eff = |i: usize| {
+                    let m = &s.meta[i];
+                    let w = f64::from(m.rweight);
+                    if m.cc {
+                        (w - ds[i].congestion_us() as f64 / 1000.0).max(0.0)
+                    } else {
+                        w
+                    }
+                };
+                let first = cx.weighted_pick(eff, |_| true).or_else(|| {
+                    cx.weighted_pick(|i| 1.0 / (1.0 + ds[i].congestion_us() as f64), |_| true)
+                });
+                if let Some(f) = first {
+                    cx.push(out, f);
+                    cx.rotate_from(out, f + 1, s.main - 1);
+                }
+            }
+            Algorithm::Srv => {
+                let best = (0..s.main)
+                    .filter(|&i| cx.usable(i))
+                    .map(|i| s.meta[i].priority)
+                    .min();
+                if let Some(p) = best {
+                    let first = cx.weighted_pick(
+                        |i| f64::from(s.meta[i].weight),
+                        |i| s.meta[i].priority == p,
+                    );
+                    if let Some(f) = first {
+                        cx.push(out, f);
+                        let mut scored = Scored::new();
+                        for i in 0..s.main {
+                            if i != f && cx.usable(i) {
+                                let m = &s.meta[i];
+                                // Lower priority value first, heavier first within one.
+                                scored.push((
+                                    -f64::from(m.priority) * 4_294_967_296.0 + f64::from(m.weight),
+                                    i,
+                                ));
+                            }
+                        }
+                        order_desc(&mut scored, cx.limit.saturating_sub(1));
+                        cx.push_scored(out, &scored);
+                    }
+                }
+            }
+            Algorithm::OverloadRoundRobin => {
+                let n = s.main;
+                let start = (cx.next_counter() % n as u64) as usize;
+                let mut withheld: SmallVec<[usize; 64]> = SmallVec::new();
+                let mut chosen = None;
+                for k in 0..n {
+                    let i = (start + k) % n;
+                    if !cx.usable(i) {
+                        continue;
+                    }
+                    if chosen.is_none() && ds[i].overload_withhold(cx.now) {
+                        withheld.push(i);
+                        continue;
+                    }
+                    if chosen.is_none() {
+                        chosen = Some(i);
+                    }
+                    cx.push(out, i);
+                }
+                // Destinations whose overload control withheld this request stay at the
+                // end of the failover list.
+                for i in withheld {
+                    cx.push(out, i);
+                }
+            }
+            Algorithm::Sticky => self.sticky(cx, key, out),
+        }
+        SelectOutcome::Selected
+    }
+
+    fn sticky(&self, cx: &Ctx<'_>, key: &SelectKey<'_>, out: &mut Selection) {
+        let s = cx.s;
+        let k = key.aor.unwrap_or(key.call_id);
+        let kh = key_hash(k);
+        let slot = xxh3_64_with_seed(&u64::from(s.id).to_le_bytes(), kh);
+        let shard = &self.sticky[(slot as usize) % STICKY_SHARDS];
+        let ttl = self.options.sticky_ttl;
+        let pinned = {
+            let mut m = shard.lock().unwrap_or_else(|e| e.into_inner());
+            match m.get_mut(&slot) {
+                // Only a destination still in this set (not removed by a reload) and
+                // usable keeps its affinity.
+                Some(a)
+                    if a.expires > cx.now
+                        && a.destination.is_usable(cx.now)
+                        && s.destinations[..s.main]
+                            .iter()
+                            .any(|d| Arc::ptr_eq(d, &a.destination)) =>
+                {
+                    a.expires = cx.now + ttl;
+                    Some(a.destination.clone())
+                }
+                _ => None,
+            }
+        };
+        match pinned {
+            Some(p) => {
+                out.list.push(p.clone());
+                // The rendezvous order for the alternates, without the pinned one: one
+                // more than the limit, then the duplicate is dropped.
+                let wide = Ctx {
+                    s,
+                    now: cx.now,
+                    limit: cx.limit.saturating_add(1),
+                };
+                wide.rendezvous(out, kh);
+                if let Some(pos) = out.list[1..].iter().position(|d| Arc::ptr_eq(d, &p)) {
+                    out.list.remove(pos + 1);
+                }
+                out.list.truncate(cx.limit);
+            }
+            None => {
+                cx.rendezvous(out, kh);
+                if let Some(first) = out.list.first() {
+                    let cap = (self.options.sticky_capacity / STICKY_SHARDS).max(1);
+                    let mut m = shard.lock().unwrap_or_else(|e| e.into_inner());
+                    if m.len() >= cap {
+                        m.retain(|_, a| a.expires > cx.now);
+                    }
+                    if m.len() < cap || m.contains_key(&slot) {
+                        m.insert(
+                            slot,
+                            Affinity {
+                                destination: first.clone(),
+                                expires: cx.now + ttl,
+                            },
+                        );
+                    }
+                }
             }
         }
     }
 
-    /// Round-robin order: usable destinations starting after the last one chosen.
-    fn rotate(&self, s: &DestinationSet, now: Instant, scored: &mut Scored) {
-        let n = s.destinations.len();
-        if n == 0 {
-            return;
-        }
-        let start = (s.counter.fetch_add(1, Relaxed) % n as u64) as usize;
-        for k in 0..n {
-            let i = (start + k) % n;
-            if s.destinations[i].is_usable(now) {
-                scored.push(((n - k) as f64, i));
-            }
-        }
+    /// Removes expired sticky affinities; returns how many remain.
+    pub fn expire_sticky(&self, now: Instant) -> usize {
+        self.sticky
+            .iter()
+            .map(|shard| {
+                let mut m = shard.lock().unwrap_or_else(|e| e.into_inner());
+                m.retain(|_, a| a.expires > now);
+                m.len()
+            })
+            .sum()
     }
 
-    /// Sorts by score, best first; equal scores are rotated so ties spread evenly.
-    fn tie_break(&self, s: &DestinationSet, scored: &mut Scored) {
-        let n = s.destinations.len().max(1);
-        let start = (s.counter.fetch_add(1, Relaxed) % n as u64) as usize;
-        scored.sort_unstable_by(|a, b| {
-            b.0.total_cmp(&a.0)
-                .then(((a.1 + n - start) % n).cmp(&((b.1 + n - start) % n)))
-        });
-    }
-
-    /// Appends to `out` the destinations to probe now, per `mode`; never those with the
-    /// never-probe flag (32) or disabled.
+    /// Appends to `out` the destinations to probe now, per `mode` (Kamailio
+    /// `ds_probing_mode`); never those with the never-probe flag (32) nor disabled ones.
+    /// The mode is remembered: under [`ProbeMode::Flagged`] a successful probe clears
+    /// the probing flag.
     pub fn probe_candidates(
         &self,
         mode: ProbeMode,
         _now: Instant,
         out: &mut Vec<Arc<Destination>>,
     ) {
+        self.policy.probe_mode.store(mode.code(), Relaxed);
         let snap = self.snapshot.load();
         for s in &snap.sets {
             for d in &s.destinations {
-                let f = d.flags();
-                if f.has(Flags::NO_PROBE) || d.state() == State::Disabled {
+                if d.flags().has(crate::list::Flags::NO_PROBE) || d.state() == State::Disabled {
                     continue;
                 }
                 let want = match mode {
                     ProbeMode::All => true,
-                    ProbeMode::Flagged => f.has(Flags::PROBING),
+                    ProbeMode::Flagged | ProbeMode::FlaggedContinuous => d.is_probing(),
                     ProbeMode::OnlyInactive => matches!(d.state(), State::Inactive | State::Trying),
                 };
-                if want && !out.iter().any(|x| Arc::ptr_eq(x, d)) {
+                if want {
                     out.push(d.clone());
                 }
             }
@@ -633,22 +1036,5 @@ impl Dispatcher {
             .iter()
             .find(|d| d.uri() == uri)
             .cloned()
-    }
-}
-
-fn sort_desc(scored: &mut Scored) {
-    scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-}
-
-/// Active calls of `d`, summed over every destination sharing its `duid`.
-fn duid_load(ds: &[Arc<Destination>], d: &Destination) -> i64 {
-    let a = d.attrs();
-    match &a.duid {
-        Some(u) => ds
-            .iter()
-            .filter(|x| x.attrs().duid.as_deref() == Some(u.as_str()))
-            .map(|x| x.active_calls())
-            .sum(),
-        None => d.active_calls(),
     }
 }

@@ -89,11 +89,12 @@ mod queue;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use destination::{
-    Destination, DestinationStats, HealthConfig, OverloadControl, State, StateChange, Target,
+    Destination, DestinationStats, HealthConfig, OverloadControl, PassiveHealth, State,
+    StateChange, Target, UnknownState,
 };
 pub use dispatcher::{
-    DestinationSet, Dispatcher, HASH_SEED, ProbeMode, ReloadReport, SelectKey, SelectOutcome,
-    Selection, Snapshot,
+    DestinationSet, Dispatcher, DispatcherOptions, HASH_SEED, ProbeMode, ReloadReport, SelectKey,
+    SelectOutcome, Selection, Snapshot,
 };
 pub use list::{Attrs, DestinationList, DestinationSpec, Flags, ListError, check_uri};
-pub use queue::WaitQueue;
+pub use queue::{QueueFull, WaitQueue};

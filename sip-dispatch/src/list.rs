@@ -71,19 +71,25 @@ pub struct Attrs {
 }
 
 impl Attrs {
-    /// Parses `key=value;key=value`. `Err((key, why))` names the key that is wrong.
+    /// Parses `key=value;key=value` as Kamailio does: keys are case-insensitive, a value
+    /// may be double-quoted (and then hold `;`), a trailing `;` is allowed, unknown keys
+    /// are kept in [`Attrs::other`]. `Err((key, why))` names the key that is wrong.
     pub fn parse(s: &str) -> Result<Attrs, (String, &'static str)> {
         let mut a = Attrs::default();
-        for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        for part in split_params(s) {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
             let (k, v) = match part.split_once('=') {
-                Some((k, v)) => (k.trim(), v.trim()),
+                Some((k, v)) => (k.trim(), unquote(v.trim())),
                 None => (part, ""),
             };
             let num = |v: &str| {
                 v.parse::<u32>()
-                    .map_err(|_| (k.to_string(), "not a number"))
+                    .map_err(|_| (k.to_string(), "not a non-negative number"))
             };
-            match k {
+            match k.to_ascii_lowercase().as_str() {
                 "weight" => a.weight = Some(num(v)?),
                 "rweight" => a.rweight = Some(num(v)?),
                 "maxload" => a.maxload = Some(num(v)?),
@@ -100,6 +106,33 @@ impl Attrs {
         }
         Ok(a)
     }
+}
+
+/// Splits on `;` outside double quotes.
+fn split_params(s: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        let mut quoted = false;
+        for (i, c) in r.char_indices() {
+            match c {
+                '"' => quoted = !quoted,
+                ';' if !quoted => {
+                    rest = Some(&r[i + 1..]);
+                    return Some(&r[..i]);
+                }
+                _ => {}
+            }
+        }
+        rest = None;
+        Some(r)
+    })
+}
+
+fn unquote(v: &str) -> &str {
+    v.strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(v)
 }
 
 /// One destination as configured.
@@ -121,10 +154,27 @@ pub struct DestinationSpec {
     pub attrs: Attrs,
 }
 
-/// A parsed list of destinations (any number of sets).
+/// A parsed list of destinations (any number of sets), in file order. Every URI in it
+/// has been checked (also when deserialised: `{"entries": [...]}`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ListRepr")]
 pub struct DestinationList {
     entries: Vec<DestinationSpec>,
+}
+
+/// The serde shape of [`DestinationList`], checked on the way in.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListRepr {
+    #[serde(default)]
+    entries: Vec<DestinationSpec>,
+}
+
+impl TryFrom<ListRepr> for DestinationList {
+    type Error = String;
+    fn try_from(r: ListRepr) -> Result<Self, String> {
+        DestinationList::from_specs(r.entries)
+    }
 }
 
 /// A bad line of a list file: which line, which field, why.
@@ -162,53 +212,19 @@ impl DestinationList {
         Self::default()
     }
 
-    /// Parses Kamailio's `dispatcher.list` text.
+    /// Parses Kamailio's `dispatcher.list` text, line by line as Kamailio's
+    /// `ds_load_list` does: leading blanks are skipped; a line that is empty or starts
+    /// with `#` is a comment; the fields are separated by blanks; the destination, flags
+    /// and priority end at a blank or `#` (the rest of the line is then a comment); the
+    /// attributes are one blank-free field; anything after them is ignored. Flags are
+    /// decimal or `0x` hexadecimal. Unlike Kamailio, which logs and skips a bad line, a
+    /// bad line is an error naming the line number and the field.
     pub fn parse_kamailio(text: &str) -> Result<DestinationList, ListError> {
         let mut list = DestinationList::new();
         for (i, raw) in text.lines().enumerate() {
-            let n = i + 1;
-            let line = raw.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
+            if let Some(spec) = parse_line(raw, i + 1)? {
+                list.entries.push(spec);
             }
-            let mut fields = line.split_whitespace();
-            let set = fields
-                .next()
-                .unwrap_or("")
-                .parse::<u32>()
-                .map_err(|_| err(n, "setid", "not a set number"))?;
-            let uri = fields
-                .next()
-                .ok_or_else(|| err(n, "destination", "missing"))?
-                .to_string();
-            check_uri(&uri).map_err(|m| err(n, "destination", m))?;
-            let flags = match fields.next() {
-                Some(f) => Flags(
-                    parse_flags(f)
-                        .ok_or_else(|| err(n, "flags", format!("`{f}` is not a number")))?,
-                ),
-                None => Flags(0),
-            };
-            let priority = match fields.next() {
-                Some(p) => p
-                    .parse::<i32>()
-                    .map_err(|_| err(n, "priority", format!("`{p}` is not a number")))?,
-                None => 0,
-            };
-            let rest: Vec<&str> = fields.collect();
-            let attrs = if rest.is_empty() {
-                Attrs::default()
-            } else {
-                let s = rest.join(" ");
-                Attrs::parse(&s).map_err(|(k, why)| err(n, "attrs", format!("{k}: {why}")))?
-            };
-            list.entries.push(DestinationSpec {
-                set,
-                uri,
-                flags,
-                priority,
-                attrs,
-            });
         }
         Ok(list)
     }
@@ -247,11 +263,67 @@ impl DestinationList {
 }
 
 fn parse_flags(f: &str) -> Option<u32> {
-    if let Some(h) = f.strip_prefix("0x") {
+    if let Some(h) = f.strip_prefix("0x").or_else(|| f.strip_prefix("0X")) {
         u32::from_str_radix(h, 16).ok()
     } else {
         f.parse().ok()
     }
+}
+
+fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
+/// Splits the next field off `rest`: up to a blank, or also up to `#` when `hash_ends`.
+/// Returns `None` at the end of the line or at a comment.
+fn next_field<'a>(rest: &mut &'a str, hash_ends: bool) -> Option<&'a str> {
+    let r = rest.trim_start_matches(is_blank);
+    if r.is_empty() || r.starts_with('#') {
+        *rest = "";
+        return None;
+    }
+    let end = r
+        .find(|c: char| is_blank(c) || (hash_ends && c == '#'))
+        .unwrap_or(r.len());
+    *rest = &r[end..];
+    Some(&r[..end])
+}
+
+fn parse_line(raw: &str, n: usize) -> Result<Option<DestinationSpec>, ListError> {
+    let mut rest = raw;
+    let Some(set) = next_field(&mut rest, true) else {
+        return Ok(None);
+    };
+    let set = set
+        .parse::<u32>()
+        .map_err(|_| err(n, "setid", format!("`{set}` is not a set number")))?;
+    let uri = next_field(&mut rest, true)
+        .ok_or_else(|| err(n, "destination", "missing"))?
+        .to_string();
+    check_uri(&uri).map_err(|m| err(n, "destination", m))?;
+    let flags = match next_field(&mut rest, true) {
+        Some(f) => {
+            Flags(parse_flags(f).ok_or_else(|| err(n, "flags", format!("`{f}` is not a number")))?)
+        }
+        None => Flags(0),
+    };
+    let priority = match next_field(&mut rest, true) {
+        Some(p) => p
+            .parse::<i32>()
+            .map_err(|_| err(n, "priority", format!("`{p}` is not a number")))?,
+        None => 0,
+    };
+    let attrs = match next_field(&mut rest, false) {
+        Some(a) => Attrs::parse(a).map_err(|(k, why)| err(n, "attrs", format!("{k}: {why}")))?,
+        None => Attrs::default(),
+    };
+    Ok(Some(DestinationSpec {
+        set,
+        uri,
+        flags,
+        priority,
+        attrs,
+    }))
 }
 
 #[cfg(test)]
