@@ -63,11 +63,21 @@ struct Splice {
 }
 
 /// Records edits against a parsed message and writes the edited message in one pass.
+///
+/// Max-Forwards, Content-Length and the body hold one value each: setting one again
+/// replaces what the earlier call recorded (the last call wins), so a message never gets
+/// two Max-Forwards or Content-Length lines from the editor.
 #[derive(Debug)]
 pub struct Editor<'m> {
     msg: &'m Message,
     splices: SmallVec<[Splice; 8]>,
     arena: SmallVec<[u8; 512]>,
+    /// Index of the splice that sets Max-Forwards, once recorded.
+    max_forwards: Option<usize>,
+    /// Index of the splice that sets Content-Length, once recorded.
+    content_length: Option<usize>,
+    /// Index of the splice that replaces the body, and the new body's length.
+    body: Option<(usize, usize)>,
 }
 
 impl<'m> Editor<'m> {
@@ -77,6 +87,9 @@ impl<'m> Editor<'m> {
             msg,
             splices: SmallVec::new(),
             arena: SmallVec::new(),
+            max_forwards: None,
+            content_length: None,
+            body: None,
         }
     }
 
@@ -105,6 +118,30 @@ impl<'m> Editor<'m> {
             seq,
         });
         Ok(())
+    }
+
+    /// Records the splice of a single-valued setting: a new splice the first time, then
+    /// the same splice with new bytes (`at` must be the same for every call of a slot).
+    fn set_slot(
+        &mut self,
+        slot: Option<usize>,
+        at: Span,
+        parts: &[&[u8]],
+    ) -> Result<usize, EditError> {
+        match slot {
+            Some(k) => {
+                let s = self.arena.len();
+                for p in parts {
+                    self.arena.extend_from_slice(p);
+                }
+                self.splices[k].ins = Span::new(s, self.arena.len());
+                Ok(k)
+            }
+            None => {
+                self.push(at, parts)?;
+                Ok(self.splices.len() - 1)
+            }
+        }
     }
 
     // ---- low-level -------------------------------------------------------------------
@@ -234,17 +271,27 @@ impl<'m> Editor<'m> {
         self.remove_first_value(index)
     }
 
-    /// Sets Max-Forwards to `value`, rewriting the header or adding it when absent.
+    /// Sets Max-Forwards to `value`, rewriting the header or adding it when absent. Called
+    /// again, the last value wins.
     pub fn set_max_forwards(&mut self, value: u8) -> Result<(), EditError> {
         let mut b = itoa::Buffer::new();
         let digits = b.format(value).as_bytes();
-        match self.msg.max_forwards_index() {
-            Some(i) => self.replace_header_value(i, &[digits]),
-            None => {
-                self.insert_header_top(b"Max-Forwards", &[digits]);
-                Ok(())
+        let k = match self.msg.max_forwards_index() {
+            Some(i) => {
+                let span = self.msg.header_at(i).ok_or(EditError::Missing("header"))?;
+                self.set_slot(self.max_forwards, span.value_span, &[digits])?
             }
-        }
+            None => {
+                let at = self.msg.headers_start();
+                self.set_slot(
+                    self.max_forwards,
+                    Span::new(at, at),
+                    &[b"Max-Forwards: ", digits, b"\r\n"],
+                )?
+            }
+        };
+        self.max_forwards = Some(k);
+        Ok(())
     }
 
     /// Replaces the Request-URI.
@@ -253,10 +300,14 @@ impl<'m> Editor<'m> {
         self.replace(span, &[uri])
     }
 
-    /// Makes Content-Length state the length of the body that will be written: rewrites it
-    /// when it differs, adds it when absent (required before sending over a stream).
+    /// Makes Content-Length state the length of the body that will be written (the
+    /// replaced body, if [`Editor::replace_body`] was called): rewrites it when it differs,
+    /// adds it when absent (required before sending over a stream).
     pub fn fix_content_length(&mut self) -> Result<(), EditError> {
-        let len = self.msg.body().len();
+        let len = match self.body {
+            Some((_, len)) => len,
+            None => self.msg.body().len(),
+        };
         self.set_content_length(len)
     }
 
@@ -267,24 +318,34 @@ impl<'m> Editor<'m> {
             .msg
             .headers_named(HeaderName::ContentLength)
             .next()
-            .map(|h| h.index);
-        match existing {
-            Some(i) if self.msg.content_length() == Some(len as u32) => {
-                let _ = i;
-                Ok(())
+            .map(|h| h.value_span);
+        let k = match existing {
+            Some(_)
+                if self.content_length.is_none()
+                    && self.msg.content_length() == Some(len as u32) =>
+            {
+                return Ok(());
             }
-            Some(i) => self.replace_header_value(i, &[digits]),
+            Some(span) => self.set_slot(self.content_length, span, &[digits])?,
             None => {
-                self.append_header(b"Content-Length", &[digits]);
-                Ok(())
+                let at = self.msg.headers_end();
+                self.set_slot(
+                    self.content_length,
+                    Span::new(at, at),
+                    &[b"Content-Length: ", digits, b"\r\n"],
+                )?
             }
-        }
+        };
+        self.content_length = Some(k);
+        Ok(())
     }
 
-    /// Replaces the body and sets Content-Length to its length.
+    /// Replaces the body and sets Content-Length to its length. Called again, the last
+    /// body wins.
     pub fn replace_body(&mut self, body: &[u8]) -> Result<(), EditError> {
         let span = self.msg.body_span();
-        self.replace(span, &[body])?;
+        let k = self.set_slot(self.body.map(|(k, _)| k), span, &[body])?;
+        self.body = Some((k, body.len()));
         self.set_content_length(body.len())
     }
 
@@ -429,6 +490,37 @@ abcdEXTRA";
         assert_eq!(out.content_length(), Some(5));
         assert_eq!(out.header_by_name("x-tenant"), Some(&b"blue"[..]));
         assert_eq!(out.route_count(), 0);
+    }
+
+    /// Regression (found by the `editor` fuzz target): setting Content-Length or
+    /// Max-Forwards twice on a message without the header appended two header lines, and
+    /// `fix_content_length` after `replace_body` stated the old body's length: the output
+    /// was rejected for a duplicate Content-Length. The last setting now wins.
+    #[test]
+    fn single_valued_settings_repeated_keep_one_line() {
+        const NO_CL: &[u8] = b"OPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\n\r\n";
+        for base in [NO_CL, INVITE] {
+            let m = parse(base);
+            let mut ed = Editor::new(&m);
+            ed.set_max_forwards(255).unwrap();
+            ed.replace_body(b"10.0.0.1").unwrap();
+            ed.fix_content_length().unwrap();
+            ed.set_max_forwards(7).unwrap();
+            ed.replace_body(b"xyz").unwrap();
+            let out = parse(&ed.finish().unwrap());
+            assert_eq!(out.headers_named(HeaderName::MaxForwards).count(), 1);
+            assert_eq!(out.headers_named(HeaderName::ContentLength).count(), 1);
+            assert_eq!(out.max_forwards(), Some(7));
+            assert_eq!(out.content_length(), Some(3));
+            assert_eq!(out.body(), b"xyz");
+        }
+        // Back to the original length: the header states it again.
+        let m = parse(INVITE);
+        let mut ed = Editor::new(&m);
+        ed.replace_body(b"abcdef").unwrap();
+        ed.replace_body(b"wxyz").unwrap();
+        let out = parse(&ed.finish().unwrap());
+        assert_eq!((out.content_length(), out.body()), (Some(4), &b"wxyz"[..]));
     }
 
     #[test]
