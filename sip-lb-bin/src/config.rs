@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sip_core::Transport;
 use sip_dispatch::{Algorithm, DestinationList, DestinationSpec, HealthConfig, ProbeMode};
+use toml::de::{DeTable, DeValue};
 
 /// A listener: transport and socket address (`udp:127.0.0.1:5060`, `tls:[::1]:5061`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,7 +114,9 @@ pub struct ProxySection {
     pub advertise: Option<String>,
     /// Other names of this proxy (in Route and Request-URI).
     pub aliases: Vec<String>,
-    /// Secret of the Record-Route cookie (shared by every instance). Random when absent.
+    /// Secret of the Record-Route cookie (shared by every instance): `hex:` followed by hex
+    /// digits, `base64:` followed by standard base64, or any other text taken as its UTF-8
+    /// bytes. Random at each start when absent (see [`Config::cookie_key`]).
     pub cookie_key: Option<String>,
     /// Option tags accepted in Proxy-Require.
     pub supported: Vec<String>,
@@ -184,6 +187,8 @@ pub struct ProbingSection {
     pub enabled: bool,
     /// Seconds between rounds.
     pub interval_s: f64,
+    /// The request method of probes (Kamailio `ds_ping_method`).
+    pub method: String,
     /// Which destinations.
     pub mode: ProbeMode,
     /// From URI of probes.
@@ -203,6 +208,7 @@ impl Default for ProbingSection {
         ProbingSection {
             enabled: true,
             interval_s: 5.0,
+            method: "OPTIONS".into(),
             mode: ProbeMode::All,
             from: "sip:sip-lb@localhost".into(),
             alive_codes: Vec::new(),
@@ -448,33 +454,139 @@ pub enum ConfigError {
     },
 }
 
+/// Decodes a Record-Route cookie secret: `hex:…`, `base64:…` or plain text (its bytes).
+pub fn decode_cookie_key(k: &str) -> Result<Vec<u8>, String> {
+    let bytes = if let Some(h) = k.strip_prefix("hex:") {
+        if h.len() % 2 != 0 {
+            return Err("hex: needs an even number of hex digits".into());
+        }
+        (0..h.len())
+            .step_by(2)
+            .map(|i| {
+                h.get(i..i + 2)
+                    .and_then(|d| u8::from_str_radix(d, 16).ok())
+                    .ok_or_else(|| format!("`{h}` is not hex"))
+            })
+            .collect::<Result<Vec<u8>, String>>()?
+    } else if let Some(b) = k.strip_prefix("base64:") {
+        decode_base64(b).ok_or_else(|| format!("`{b}` is not standard base64"))?
+    } else {
+        k.as_bytes().to_vec()
+    };
+    if bytes.is_empty() {
+        return Err("the secret is empty".into());
+    }
+    Ok(bytes)
+}
+
+/// Standard (RFC 4648 §4) base64 with optional `=` padding; `None` when malformed.
+fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // A lone trailing sextet cannot encode a byte; leftover bits must be zero.
+    (bits < 6 && acc == 0).then_some(out)
+}
+
+/// The 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-/// Finds the line where `key` (the last segment of a dotted path) is assigned, for
-/// validation errors found after parsing.
-fn line_of_key(text: &str, path: &str) -> usize {
-    let (section, key) = match path.rsplit_once('.') {
-        Some((s, k)) => (Some(s), k),
-        None => (None, path),
-    };
-    let mut in_section = section.is_none();
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            let name = t.trim_matches(|c| c == '[' || c == ']').trim();
-            in_section = section.is_none_or(|s| s == name || name.starts_with(&format!("{s}.")));
-            continue;
+/// The dotted key path (`failover.codes[1]`, `proxy.moed`) of the deepest key or value of
+/// the document whose span contains `offset`, for naming the field of a deserialisation
+/// error (toml reports the span, not the path).
+fn path_at(text: &str, offset: usize) -> Option<String> {
+    // Table spans of `[section]` headers cover the header only, so every branch is
+    // searched, not just those whose span contains the offset.
+    fn walk(v: &DeValue<'_>, offset: usize, path: &mut String) -> bool {
+        let len = path.len();
+        match v {
+            DeValue::Table(t) => {
+                for (k, v) in t.iter() {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(k.get_ref());
+                    if walk(v.get_ref(), offset, path)
+                        || k.span().contains(&offset)
+                        || v.span().contains(&offset)
+                    {
+                        return true;
+                    }
+                    path.truncate(len);
+                }
+            }
+            DeValue::Array(a) => {
+                for (i, e) in a.iter().enumerate() {
+                    path.push_str(&format!("[{i}]"));
+                    if walk(e.get_ref(), offset, path) || e.span().contains(&offset) {
+                        return true;
+                    }
+                    path.truncate(len);
+                }
+            }
+            _ => {}
         }
-        if in_section
-            && let Some((k, _)) = t.split_once('=')
-            && k.trim() == key
-        {
-            return i + 1;
+        false
+    }
+    let doc = DeTable::parse(text).ok()?;
+    let mut path = String::new();
+    walk(&DeValue::Table(doc.into_inner()), offset, &mut path).then_some(path)
+}
+
+/// The line where the field at the dotted path `path` (`failover.codes[1]`,
+/// `dispatcher.destinations[0].uri`) is written, for validation errors found after
+/// deserialisation. Falls back to the closest written parent (a default value has no line
+/// of its own), then to line 1.
+fn line_of_path(text: &str, path: &str) -> usize {
+    let Ok(doc) = DeTable::parse(text) else {
+        return 1;
+    };
+    let mut segments = Vec::new();
+    for part in path.split('.') {
+        let (name, rest) = part.split_once('[').unwrap_or((part, ""));
+        segments.push(Err(name.to_string()));
+        for idx in rest.split('[') {
+            if let Ok(i) = idx.trim_end_matches(']').parse::<usize>() {
+                segments.push(Ok(i));
+            }
         }
     }
-    1
+    let mut best = None;
+    let root = DeValue::Table(doc.into_inner());
+    let mut cur = &root;
+    for seg in &segments {
+        let next = match (seg, cur) {
+            (Err(name), DeValue::Table(t)) => t
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == name.as_str())
+                .map(|(k, v)| (k.span(), v)),
+            (Ok(i), DeValue::Array(a)) => a.get(*i).map(|v| (v.span(), v)),
+            _ => None,
+        };
+        let Some((span, v)) = next else { break };
+        best = Some(span.start);
+        cur = v.get_ref();
+    }
+    best.map_or(1, |o| line_of(text, o))
 }
 
 impl Config {
@@ -488,34 +600,44 @@ impl Config {
         let mut cfg = Config::parse(&text, &file)?;
         cfg.origin = Some(path.to_path_buf());
         cfg.validate().map_err(|(field, message)| ConfigError::At {
-            line: line_of_key(&text, &field),
+            line: line_of_path(&text, &field),
             file: file.clone(),
             field,
             message,
         })?;
-        cfg.destination_list()?;
+        cfg.destination_list().map_err(|e| match e {
+            ConfigError::Invalid {
+                file,
+                field,
+                message,
+            } => ConfigError::At {
+                line: line_of_path(&text, &field),
+                file,
+                field,
+                message,
+            },
+            e => e,
+        })?;
         Ok(cfg)
     }
 
-    /// Parses TOML text (no validation beyond types).
+    /// Parses TOML text (no validation beyond types). Errors name `file`, the line and the
+    /// dotted field path.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let de = toml::de::Deserializer::parse(text).map_err(|e| ConfigError::At {
-            file: file.to_string(),
-            line: e.span().map_or(1, |s| line_of(text, s.start)),
-            field: "syntax".into(),
-            message: e.message().to_string(),
-        })?;
-        let mut path = String::new();
-        let r: Result<Config, _> = serde_path_to_error_lite(de, &mut path);
-        r.map_err(|e| ConfigError::At {
-            file: file.to_string(),
-            line: e.span().map_or(1, |s| line_of(text, s.start)),
-            field: if path.is_empty() {
-                "config".into()
-            } else {
-                path
-            },
-            message: e.message().to_string(),
+        toml::from_str::<Config>(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start);
+            ConfigError::At {
+                file: file.to_string(),
+                line: offset.map_or(1, |o| line_of(text, o)),
+                field: offset.and_then(|o| path_at(text, o)).unwrap_or_else(|| {
+                    if DeTable::parse(text).is_err() {
+                        "(syntax)".into()
+                    } else {
+                        "(document)".into()
+                    }
+                }),
+                message: e.message().trim_end().to_string(),
+            }
         })
     }
 
@@ -565,6 +687,25 @@ impl Config {
         if self.limits.max_message_size < 1024 {
             return bad("limits.max_message_size", "must be at least 1024".into());
         }
+        if let Some(k) = &self.proxy.cookie_key {
+            decode_cookie_key(k).map_err(|m| ("proxy.cookie_key".to_string(), m))?;
+        }
+        let m = &self.probing.method;
+        if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) || m == "ACK" || m == "CANCEL"
+        {
+            return bad(
+                "probing.method",
+                format!("`{m}` is not a method a probe can use (OPTIONS, INFO, ...)"),
+            );
+        }
+        for (i, c) in self.probing.alive_codes.iter().enumerate() {
+            if !(100..700).contains(c) {
+                return bad(
+                    &format!("probing.alive_codes[{i}]"),
+                    format!("{c} is not a SIP status code"),
+                );
+            }
+        }
         for (i, c) in self.failover.codes.iter().enumerate() {
             if !(300..700).contains(c) {
                 return bad(
@@ -606,9 +747,18 @@ impl Config {
             }
             None => {
                 DestinationList::from_specs(self.dispatcher.destinations.clone()).map_err(|m| {
+                    // Name the offending entry when one alone is wrong.
+                    let index = self
+                        .dispatcher
+                        .destinations
+                        .iter()
+                        .position(|d| DestinationList::from_specs(vec![d.clone()]).is_err());
                     ConfigError::Invalid {
                         file: self.origin_name(),
-                        field: "dispatcher.destinations".into(),
+                        field: match index {
+                            Some(i) => format!("dispatcher.destinations[{i}]"),
+                            None => "dispatcher.destinations".into(),
+                        },
                         message: m,
                     }
                 })
@@ -637,17 +787,15 @@ impl Config {
         }
     }
 
-    /// The cookie key bytes (random when not configured).
+    /// The cookie key bytes: the configured secret decoded (see
+    /// [`ProxySection::cookie_key`]), or 32 random bytes when none is configured (then
+    /// dialogs do not survive a restart; the caller warns). Each call without a configured
+    /// key draws a new one, so call it once per start.
     pub fn cookie_key(&self) -> Vec<u8> {
         match &self.proxy.cookie_key {
-            Some(k) => k.as_bytes().to_vec(),
-            None => {
-                let mut k = [0u8; 32];
-                for (i, b) in k.iter_mut().enumerate() {
-                    *b = (rand::random::<u64>() >> (i % 8)) as u8;
-                }
-                k.to_vec()
-            }
+            // `validate` has rejected keys that do not decode.
+            Some(k) => decode_cookie_key(k).unwrap_or_else(|_| k.as_bytes().to_vec()),
+            None => rand::random::<[u8; 32]>().to_vec(),
         }
     }
 
@@ -694,7 +842,7 @@ impl Config {
                 interval: Duration::from_secs_f64(self.probing.interval_s),
                 mode: self.probing.mode,
                 from: self.probing.from.clone(),
-                method: "OPTIONS".into(),
+                method: self.probing.method.clone(),
                 alive_codes: self.probing.alive_codes.clone(),
                 timeout: Duration::from_secs_f64(self.probing.timeout_s),
                 health: HealthConfig {
@@ -719,27 +867,6 @@ impl Config {
     }
 }
 
-/// Deserialises while recording the dotted path of the field being read, so an error can
-/// name it (a small version of what `serde_path_to_error` does).
-fn serde_path_to_error_lite<'de, T: Deserialize<'de>>(
-    de: toml::de::Deserializer<'de>,
-    path: &mut String,
-) -> Result<T, toml::de::Error> {
-    let r = T::deserialize(de);
-    if let Err(e) = &r {
-        // toml's errors carry the key path in their message ("... for key `proxy.listen`")
-        // and the span; recover the path from the message when present.
-        let m = e.to_string();
-        if let Some(start) = m.find("for key `") {
-            let rest = &m[start + 9..];
-            if let Some(end) = rest.find('`') {
-                *path = rest[..end].to_string();
-            }
-        }
-    }
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -756,21 +883,126 @@ mod tests {
         let text =
             "[proxy]\nmode = \"stateful\"\nlisten = [\"udp:127.0.0.1:5060\", \"foo:1.2.3.4:5\"]\n";
         let e = Config::parse(text, "lb.toml").unwrap_err().to_string();
-        assert!(e.starts_with("lb.toml:3:"), "{e}");
+        assert!(e.starts_with("lb.toml:3: proxy.listen"), "{e}");
         assert!(e.contains("unknown transport"), "{e}");
         let e = Config::parse("[proxy]\nmoed = 1\n", "lb.toml")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("lb.toml:2:"), "{e}");
-        assert!(e.contains("moed"), "{e}");
+        assert!(
+            e.starts_with("lb.toml:2: proxy.moed: unknown field `moed`"),
+            "{e}"
+        );
         let e = Config::parse("[dispatcher]\nalgorithm = \"fastest\"\n", "lb.toml")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("lb.toml:2:"), "{e}");
+        assert!(e.starts_with("lb.toml:2: dispatcher.algorithm:"), "{e}");
+        let text = "[[dispatcher.destinations]]\nset = 1\nuri = \"sip:a\"\n\
+                    [[dispatcher.destinations]]\nset = \"x\"\nuri = \"sip:b\"\n";
+        let e = Config::parse(text, "lb.toml").unwrap_err().to_string();
+        assert!(
+            e.starts_with("lb.toml:5: dispatcher.destinations[1].set: invalid type"),
+            "{e}"
+        );
+        let e = Config::parse("[log]\nlevel = \n", "lb.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("lb.toml:2: (syntax):"), "{e}");
         let c = Config::parse("[failover]\nmax_attempts = 0\n", "lb.toml").unwrap();
         let (field, _) = c.validate().unwrap_err();
         assert_eq!(field, "failover.max_attempts");
-        assert_eq!(line_of_key("[failover]\nmax_attempts = 0\n", &field), 2);
+        assert_eq!(line_of_path("[failover]\nmax_attempts = 0\n", &field), 2);
+    }
+
+    fn load_text(name: &str, text: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("sip-lb-config-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("lb.toml");
+        std::fs::write(&p, text).unwrap();
+        let r = Config::load(&p);
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
+
+    fn load_error(name: &str, text: &str) -> String {
+        let e = load_text(name, text).unwrap_err().to_string();
+        // Drop the temporary directory from the message.
+        e.rsplit_once("lb.toml")
+            .map_or(e.clone(), |(_, r)| r.to_string())
+    }
+
+    #[test]
+    fn validation_errors_point_at_the_field_line() {
+        let inline = "[[dispatcher.destinations]]\nset = 1\nuri = \"sip:127.0.0.1:5080\"\n";
+        assert_eq!(
+            load_error(
+                "codes",
+                &format!("{inline}[failover]\ncodes = [408,\n  200]\n")
+            ),
+            ":6: failover.codes[1]: 200 is not a final error code"
+        );
+        assert_eq!(
+            load_error(
+                "udp",
+                &format!("{inline}\n[proxy]\nlisten = [\"tcp:127.0.0.1:5060\"]\n")
+            ),
+            ":6: proxy.listen: at least one udp: listener is needed (destinations are reached over UDP)"
+        );
+        assert_eq!(
+            load_error("method", &format!("{inline}[probing]\nmethod = \"ACK\"\n")),
+            ":5: probing.method: `ACK` is not a method a probe can use (OPTIONS, INFO, ...)"
+        );
+        let two = "[[dispatcher.destinations]]\nset = 1\nuri = \"sip:127.0.0.1:5080\"\n\n\
+                   [[dispatcher.destinations]]\nset = 1\nuri = \"mailto:x\"\n";
+        let e = load_error("dest", two);
+        assert!(e.starts_with(":5: dispatcher.destinations[1]: "), "{e}");
+        let e = load_error("list", "[dispatcher]\nlist = \"missing.list\"\n");
+        assert!(e.contains("missing.list"), "{e}");
+    }
+
+    #[test]
+    fn cookie_key_forms() {
+        assert_eq!(decode_cookie_key("hex:00ff10").unwrap(), vec![0, 255, 16]);
+        assert_eq!(decode_cookie_key("base64:AP8Q").unwrap(), vec![0, 255, 16]);
+        assert_eq!(decode_cookie_key("plain").unwrap(), b"plain".to_vec());
+        assert!(decode_cookie_key("hex:0").is_err());
+        assert!(decode_cookie_key("hex:zz").is_err());
+        assert!(decode_cookie_key("base64:***").is_err());
+        assert!(decode_cookie_key("base64:A").is_err());
+        assert_eq!(decode_base64("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(decode_base64("aGVsbG8").unwrap(), b"hello");
+        assert_eq!(decode_base64("aGk=").unwrap(), b"hi");
+        assert_eq!(decode_base64("/+8=").unwrap(), vec![0xff, 0xef]);
+        assert!(decode_cookie_key("").is_err());
+        let c = Config::parse("[proxy]\ncookie_key = \"hex:0102\"\n", "x").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.cookie_key(), vec![1, 2]);
+        assert_eq!(c.proxy_config().cookie_key, vec![1, 2]);
+        // Absent: 32 random bytes, different each start.
+        let c = Config::default();
+        let (a, b) = (c.cookie_key(), c.cookie_key());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        let e = Config::parse("[proxy]\ncookie_key = \"base64:!\"\n", "x")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.0, "proxy.cookie_key");
+    }
+
+    #[test]
+    fn the_example_configuration_is_accepted_and_round_trips() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sip-lb.toml");
+        let c = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.destination_list().unwrap().entries().len(), 4);
+        // The printed effective configuration is itself a valid configuration.
+        let again = Config::parse(&c.to_toml(), "printed").unwrap();
+        again.validate().unwrap();
+        assert_eq!(again.to_toml(), c.to_toml());
+        let pc = c.proxy_config();
+        assert_eq!(
+            pc.probing.as_ref().map(|p| p.method.as_str()),
+            Some("OPTIONS")
+        );
     }
 
     #[test]

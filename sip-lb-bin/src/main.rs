@@ -8,130 +8,20 @@
 //! ```
 
 mod admin;
+mod cli;
 mod config;
 mod demo;
 mod runtime;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use config::{AlgorithmSetting, Config, Listen, LogFormat, ModeSetting};
+use clap::Parser;
+use cli::{Cli, Command};
+use config::{Config, LogFormat};
 use sip_dispatch::Dispatcher;
-
-/// A SIP load balancer (Kamailio dispatcher compatible).
-#[derive(Parser, Debug)]
-#[command(name = "sip-lb", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    /// Configuration file (TOML); command-line options override it.
-    #[arg(long, short = 'c')]
-    config: Option<PathBuf>,
-    /// Listener, `udp:`, `tcp:`, `tls:`, `ws:` or `wss:` + address (repeatable).
-    #[arg(long)]
-    listen: Vec<Listen>,
-    /// A Kamailio dispatcher.list file.
-    #[arg(long)]
-    dispatcher_list: Option<PathBuf>,
-    /// The destination set to balance over.
-    #[arg(long)]
-    set: Option<u32>,
-    /// Algorithm: Kamailio number or name (round-robin, call-id-hash, ...).
-    #[arg(long)]
-    algorithm: Option<String>,
-    /// Forward statelessly.
-    #[arg(long)]
-    stateless: bool,
-    /// Admin HTTP listener (port 0 picks a free port).
-    #[arg(long)]
-    admin: Option<SocketAddr>,
-    /// Worker threads (default: one per core).
-    #[arg(long)]
-    workers: Option<usize>,
-    /// Log format.
-    #[arg(long, value_enum)]
-    log_format: Option<LogFormat>,
-    /// Log level or filter.
-    #[arg(long)]
-    log_level: Option<String>,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Validate a configuration file and print the effective configuration.
-    CheckConfig {
-        /// The file.
-        file: PathBuf,
-    },
-    /// Run the balancer with built-in demo backends and a demo caller on loopback.
-    Demo {
-        /// Seconds to run.
-        #[arg(long, default_value_t = 20)]
-        duration: u64,
-        /// Calls per second.
-        #[arg(long, default_value_t = 20)]
-        rate: u32,
-        /// Algorithm (number or name).
-        #[arg(long, default_value = "round-robin")]
-        algorithm: String,
-    },
-}
-
-fn build_config(cli: &Cli) -> Result<Config, String> {
-    let mut cfg = match &cli.config {
-        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
-        None => Config::default(),
-    };
-    if !cli.listen.is_empty() {
-        cfg.proxy.listen = cli.listen.clone();
-    }
-    if let Some(l) = &cli.dispatcher_list {
-        cfg.dispatcher.list = Some(l.clone());
-        cfg.dispatcher.destinations.clear();
-        if cli.config.is_none() {
-            cfg.origin = None;
-        }
-    }
-    if let Some(s) = cli.set {
-        cfg.dispatcher.set = s;
-    }
-    if let Some(a) = &cli.algorithm {
-        cfg.dispatcher.algorithm = AlgorithmSetting(
-            a.parse()
-                .map_err(|e| format!("command line: --algorithm: {e}"))?,
-        );
-    }
-    if cli.stateless {
-        cfg.proxy.mode = ModeSetting::Stateless;
-    }
-    if let Some(a) = cli.admin {
-        cfg.admin.listen = a;
-        cfg.admin.enabled = true;
-    }
-    if let Some(w) = cli.workers {
-        cfg.proxy.workers = w;
-    }
-    if let Some(f) = cli.log_format {
-        cfg.log.format = f;
-    }
-    if let Some(l) = &cli.log_level {
-        cfg.log.level = l.clone();
-    }
-    cfg.validate()
-        .map_err(|(field, m)| format!("{}: {field}: {m}", cfg.origin_name()))?;
-    if cfg.dispatcher.list.is_none() && cfg.dispatcher.destinations.is_empty() {
-        return Err(
-            "no destinations: give --dispatcher-list FILE, or a config with [dispatcher] list or destinations (try `sip-lb demo`)"
-                .into(),
-        );
-    }
-    cfg.destination_list().map_err(|e| e.to_string())?;
-    Ok(cfg)
-}
 
 fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
@@ -170,7 +60,7 @@ fn main() -> ExitCode {
             }
         },
         None => {
-            let cfg = match build_config(&cli) {
+            let cfg = match cli.build_config() {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("sip-lb: {e}");
