@@ -10,11 +10,14 @@ use sip_core::editor::Editor;
 
 struct Counting;
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+/// Size of the last allocation, to check that the editor's output buffer is right-sized.
+static LAST_SIZE: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
+        LAST_SIZE.store(l.size(), Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(l) }
     }
@@ -24,6 +27,7 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
+        LAST_SIZE.store(n, Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(p, l, n) }
     }
@@ -76,6 +80,10 @@ fn parse_and_essentials_allocate_nothing() {
     );
     assert_eq!(ALLOCS.load(Relaxed) - before, 0);
     assert_eq!(m.header_count(), 18);
+    assert!((500..=900).contains(&INVITE.len()), "{}", INVITE.len());
+    assert_eq!(m.top_via_branch(), Some(&b"z9hG4bK776asdhds"[..]));
+    assert_eq!((m.via_count(), m.route_count()), (2, 2));
+    assert_eq!(m.content_length(), Some(129));
 
     // Unchanged through the editor: the same bytes, no copy.
     let before = ALLOCS.load(Relaxed);
@@ -95,7 +103,30 @@ fn parse_and_essentials_allocate_nothing() {
     let out = ed.finish().unwrap();
     let n = ALLOCS.load(Relaxed) - before;
     assert_eq!(n, 1, "{n} allocations for one edit");
-    let again = Message::parse(out).unwrap();
+    assert_eq!(
+        LAST_SIZE.load(Relaxed),
+        out.len(),
+        "the output buffer is right-sized"
+    );
+    let again = Message::parse(out.clone()).unwrap();
     assert_eq!(again.max_forwards(), Some(69));
     assert_eq!(again.via_count(), 3);
+    assert_eq!(again.route_count(), m.route_count() - 1);
+    assert_eq!(
+        again.record_routes().next().unwrap().unwrap().uri_raw(),
+        b"sip:10.0.0.1:5060;lr"
+    );
+    assert_eq!(again.body(), m.body());
+
+    // The same edits written into a caller's buffer with room to spare: no allocation.
+    let mut reused = bytes::BytesMut::with_capacity(4096);
+    let before = ALLOCS.load(Relaxed);
+    let mut ed = Editor::new(&m);
+    ed.prepend_via(b"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKlb1;rport");
+    ed.remove_top_route().unwrap();
+    ed.set_max_forwards(69).unwrap();
+    ed.prepend_record_route(&[b"<sip:10.0.0.1:5060;lr>"]);
+    ed.write_into(&mut reused).unwrap();
+    assert_eq!(ALLOCS.load(Relaxed) - before, 0);
+    assert_eq!(&reused[..], &out[..]);
 }
