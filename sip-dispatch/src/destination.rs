@@ -429,7 +429,14 @@ impl Destination {
     /// Microseconds of `t` on this destination's time line (starting at the first
     /// instant it was given).
     fn us(&self, t: Instant) -> u64 {
-        let base = *self.base.get_or_init(|| t);
+        // The time line starts well before the first instant seen, so that earlier
+        // instants given later (another thread's `now`) still order correctly.
+        let base = *self.base.get_or_init(|| {
+            [86_400 * 365, 86_400, 3_600, 60, 1]
+                .iter()
+                .find_map(|&s| t.checked_sub(Duration::from_secs(s)))
+                .unwrap_or(t)
+        });
         t.saturating_duration_since(base).as_micros() as u64
     }
 
@@ -574,7 +581,7 @@ impl Destination {
         self.seen(now);
         let us = rtt.as_micros() as u64;
         ewma(&self.latency_us, us, 2);
-        ewma(&self.latency_slow_us, us, 5);
+        ewma(&self.latency_slow_us, us, 7);
         let p = &self.policy;
         let server_error = code == 408 || ((500..600).contains(&code) && code != 503);
         if server_error && p.passive_server_errors.load(Relaxed) {

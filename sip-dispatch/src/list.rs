@@ -108,6 +108,47 @@ impl Attrs {
     }
 }
 
+impl Attrs {
+    /// The attributes as Kamailio writes them: `key=value;key=value` (values holding `;`
+    /// are quoted).
+    pub fn to_kamailio(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        let mut add = |k: &str, v: &str| {
+            if v.contains(';') {
+                parts.push(format!("{k}=\"{v}\""));
+            } else {
+                parts.push(format!("{k}={v}"));
+            }
+        };
+        let nums = [
+            ("weight", self.weight),
+            ("rweight", self.rweight),
+            ("maxload", self.maxload),
+            ("cc", self.cc),
+        ];
+        for (k, v) in nums {
+            if let Some(v) = v {
+                add(k, &v.to_string());
+            }
+        }
+        let strs = [
+            ("duid", &self.duid),
+            ("socket", &self.socket),
+            ("ping_from", &self.ping_from),
+            ("obproxy", &self.obproxy),
+        ];
+        for (k, v) in strs {
+            if let Some(v) = v {
+                add(k, v);
+            }
+        }
+        for (k, v) in &self.other {
+            add(k, v);
+        }
+        parts.join(";")
+    }
+}
+
 /// Splits on `;` outside double quotes.
 fn split_params(s: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(s);
@@ -254,6 +295,24 @@ impl DestinationList {
             check_uri(&s.uri)?;
         }
         Ok(DestinationList { entries: specs })
+    }
+
+    /// The list in Kamailio's `dispatcher.list` format, one line per destination
+    /// (`setid destination flags priority attrs`); [`DestinationList::parse_kamailio`]
+    /// reads it back unchanged (attribute values holding blanks cannot be written).
+    pub fn to_kamailio(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        for e in &self.entries {
+            let _ = write!(s, "{} {} {} {}", e.set, e.uri, e.flags.0, e.priority);
+            let a = e.attrs.to_kamailio();
+            if !a.is_empty() {
+                s.push(' ');
+                s.push_str(&a);
+            }
+            s.push('\n');
+        }
+        s
     }
 
     /// The entries in file order.
