@@ -11,6 +11,7 @@ mod admin;
 mod cli;
 mod config;
 mod demo;
+mod metrics;
 mod runtime;
 
 use std::net::SocketAddr;

@@ -486,5 +486,5 @@ fn admin_metrics_state_and_check_config() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml:3:"), "{err}");
+    assert!(err.contains("bad.toml:3: proxy.mode: "), "{err}");
 }
