@@ -299,7 +299,8 @@ impl DestinationList {
 
     /// The list in Kamailio's `dispatcher.list` format, one line per destination
     /// (`setid destination flags priority attrs`); [`DestinationList::parse_kamailio`]
-    /// reads it back unchanged (attribute values holding blanks cannot be written).
+    /// reads it back unchanged, except attributes that hold blanks or quotes or begin
+    /// with `#` (Kamailio's format cannot hold them).
     pub fn to_kamailio(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
