@@ -25,7 +25,7 @@ fn counters_stay_exact_with_failover_timeouts_and_reloads() {
         std::thread::spawn(move || {
             let mut n = 0u32;
             while !stop.load(Relaxed) {
-                let text = if n % 2 == 0 { LIST_B } else { LIST_A };
+                let text = if n.is_multiple_of(2) { LIST_B } else { LIST_A };
                 let r = d.reload(DestinationList::parse_kamailio(text).unwrap());
                 assert!(r.added.is_empty() && r.removed.is_empty());
                 n += 1;
