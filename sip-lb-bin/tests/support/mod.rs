@@ -289,17 +289,48 @@ impl SipLb {
         Self::spawn_and_wait(dir, c, addr, admin)
     }
 
+    /// Starts `sip-lb` with exactly `args` (which must make it listen on UDP `addr` and
+    /// serve admin on `admin`) and waits up to `timeout` for it to answer an OPTIONS.
+    pub fn spawn_with(
+        dir: &TestDir,
+        args: &[&str],
+        addr: SocketAddr,
+        admin: SocketAddr,
+        timeout: Duration,
+    ) -> SipLb {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sip-lb"));
+        c.args(args);
+        Self::wait_ready(dir, c, addr, admin, timeout)
+    }
+
     fn spawn_and_wait(dir: &TestDir, c: Command, addr: SocketAddr, admin: SocketAddr) -> SipLb {
+        Self::wait_ready(dir, c, addr, admin, Duration::from_secs(15))
+    }
+
+    fn wait_ready(
+        dir: &TestDir,
+        c: Command,
+        addr: SocketAddr,
+        admin: SocketAddr,
+        timeout: Duration,
+    ) -> SipLb {
         let proc = spawn("sip-lb", c, dir);
-        let lb = SipLb { proc, addr, admin };
-        let end = Instant::now() + Duration::from_secs(15);
+        let mut lb = SipLb { proc, addr, admin };
+        let end = Instant::now() + timeout;
         while Instant::now() < end {
             if options_ping(addr) == Some(200) {
                 return lb;
             }
+            if let Ok(Some(st)) = lb.proc.child.try_wait() {
+                panic!(
+                    "sip-lb exited ({st}) before answering OPTIONS on {addr}:\n{}",
+                    lb.proc.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "sip-lb did not answer OPTIONS on {addr}:\n{}",
+            "sip-lb did not answer OPTIONS on {addr} within {timeout:?}:\n{}",
             lb.proc.log_text()
         );
     }
@@ -366,6 +397,85 @@ pub fn options_ping(addr: SocketAddr) -> Option<u16> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// A sipp backend running `backend.xml`: answers calls (with Record-Route), CANCELs and
+/// OPTIONS probes on 127.0.0.1:`port`, and counts what it receives per scenario message
+/// (`-trace_counts`), so calls (INVITEs) and probes (OPTIONS) are told apart.
+pub struct Backend {
+    /// The sipp process.
+    pub proc: Proc,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    counts: PathBuf,
+}
+
+impl Backend {
+    /// Starts a backend on `port`; it stops by itself after `lifetime` at the latest.
+    pub fn start(dir: &TestDir, port: u16, lifetime: Duration) -> Backend {
+        let mut c = Command::new("sipp");
+        c.arg("-sf")
+            .arg(scenario("backend.xml"))
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-trace_counts", "-fd", "1", "-nostdin"])
+            .args(["-timeout", &format!("{}s", lifetime.as_secs().max(1))]);
+        let proc = spawn(&format!("backend-{port}"), c, dir);
+        let counts = dir.path(&format!("backend_{}_counts.csv", proc.pid()));
+        let b = Backend { proc, port, counts };
+        // Ready when it answers a probe (that probe is counted).
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        assert!(
+            wait_until(Duration::from_secs(5), || options_ping(addr) == Some(200)),
+            "backend on {port} does not answer OPTIONS:\n{}",
+            b.proc.log_text()
+        );
+        b
+    }
+
+    /// The address.
+    pub fn addr(&self) -> SocketAddr {
+        format!("127.0.0.1:{}", self.port).parse().unwrap()
+    }
+
+    /// Message counts from sipp's last dump (once a second): column name → count.
+    pub fn counts(&self) -> HashMap<String, u64> {
+        read_stats(&self.counts)
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+            .collect()
+    }
+
+    /// The first count of `method` received (`INVITE`, `OPTIONS`, `CANCEL`, ...).
+    fn received(&self, method: &str) -> u64 {
+        let c = self.counts();
+        let suffix = format!("_{method}_Recv");
+        let mut cols: Vec<(u32, u64)> = c
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_suffix(&suffix)?.parse().ok()?, *v)))
+            .collect();
+        cols.sort();
+        cols.first().map_or(0, |(_, v)| *v)
+    }
+
+    /// Calls received (initial INVITEs, retransmissions not counted).
+    pub fn calls(&self) -> u64 {
+        self.received("INVITE")
+    }
+
+    /// OPTIONS probes received (the readiness probe included).
+    pub fn probes(&self) -> u64 {
+        self.received("OPTIONS")
+    }
+
+    /// CANCELs received before the call was answered.
+    pub fn cancels(&self) -> u64 {
+        self.received("CANCEL")
+    }
+
+    /// Waits until sipp's dumped counts satisfy `f` (they lag by up to a second).
+    pub fn wait_counts(&self, timeout: Duration, mut f: impl FnMut(&Backend) -> bool) -> bool {
+        wait_until(timeout, || f(self))
+    }
 }
 
 /// Writes a dispatcher.list for set 1 with these ports.
