@@ -177,3 +177,58 @@ fn dropping_a_backend_stops_its_process() {
     drop(backend);
     assert_eq!(options_ping(addr), None);
 }
+
+/// The harness with sip-lb in between: per-backend call counts stay exact while probes
+/// run, and a CANCEL before answer goes through.
+#[test]
+fn through_sip_lb_calls_are_counted_per_backend_apart_from_probes() {
+    let _g = serial();
+    let dir = TestDir::new("harness-lb");
+    let backends: Vec<Backend> = (0..4)
+        .map(|_| Backend::start(&dir, free_port(), Duration::from_secs(120)))
+        .collect();
+    let ports: Vec<u16> = backends.iter().map(|b| b.port).collect();
+    let list = write_list(&dir, &ports);
+    let lb = SipLb::start(
+        &dir,
+        &[
+            "--dispatcher-list",
+            list.to_str().unwrap(),
+            "--algorithm",
+            "4",
+        ],
+    );
+    let r = sipp_uac(
+        &dir,
+        lb.addr,
+        "caller.xml",
+        200,
+        100,
+        "u1",
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_eq!((r.successful, r.failed), (200, 0), "{}", r.log);
+    let r = sipp_uac(
+        &dir,
+        lb.addr,
+        "uac_cancel.xml",
+        8,
+        20,
+        "u1",
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!((r.successful, r.failed), (8, 0), "{}", r.log);
+    for b in &backends {
+        assert!(
+            b.wait_counts(Duration::from_secs(5), |b| b.calls() == 52
+                && b.cancels() == 2),
+            "backend {}: {:?}",
+            b.port,
+            b.counts()
+        );
+        // sip-lb probed it at start (the readiness probe of the harness is the other one).
+        assert!(b.probes() >= 2, "backend {}: {:?}", b.port, b.counts());
+    }
+}
