@@ -124,6 +124,29 @@ pub struct Message {
     pub(crate) ess: Essentials,
 }
 
+/// Index of the first LF at or after `from`. Header lines are short (tens of bytes), where
+/// scanning eight bytes at a time in a register beats a call into a vectorised search.
+#[inline(always)]
+fn find_lf(d: &[u8], from: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const LF: u64 = LO * b'\n' as u64;
+    let mut i = from;
+    while let Some(chunk) = d.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w) ^ LF;
+        // The lowest flagged byte is the first zero byte of `x` (borrows only flag bytes
+        // above a true zero).
+        let t = x.wrapping_sub(LO) & !x & HI;
+        if t != 0 {
+            return Some(i + (t.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    d.get(i..)?.iter().position(|&b| b == b'\n').map(|k| i + k)
+}
+
 #[inline]
 fn offset_in(buf: &[u8], sub: &[u8]) -> usize {
     sub.as_ptr() as usize - buf.as_ptr() as usize
@@ -251,13 +274,13 @@ impl Message {
             }
             let value_from = i + 1;
             // Logical line end: the LF not followed by SP/HT (folding).
-            let mut lf = match memchr::memchr(b'\n', &d[value_from..]) {
-                Some(k) => value_from + k,
+            let mut lf = match find_lf(d, value_from) {
+                Some(k) => k,
                 None => return Err(ParseError::new(E::Incomplete, d.len())),
             };
             while matches!(d.get(lf + 1), Some(b' ' | b'\t')) {
-                lf = match memchr::memchr(b'\n', &d[lf + 1..]) {
-                    Some(k) => lf + 1 + k,
+                lf = match find_lf(d, lf + 1) {
+                    Some(k) => k,
                     None => return Err(ParseError::new(E::Incomplete, d.len())),
                 };
             }
@@ -354,7 +377,17 @@ impl Message {
         let vstart = value.start as usize;
         match name {
             HeaderName::Via => {
-                let n = count_values(v);
+                // One pass over the value: the first element (for the top Via) and the count.
+                let mut it = CommaSplit::new(v);
+                let first = if self.ess.top_via.is_none() {
+                    it.next()
+                } else {
+                    None
+                };
+                let n = match first {
+                    Some(_) => 1 + it.count(),
+                    None => count_values(v),
+                };
                 let total = self.ess.via_count as usize + n;
                 if total > limits.max_via as usize {
                     return Err(ParseError::new(
@@ -365,8 +398,7 @@ impl Message {
                     ));
                 }
                 self.ess.via_count = total as u16;
-                if self.ess.top_via.is_none() {
-                    let (off, first) = CommaSplit::new(v).next().unwrap_or((0, v));
+                if let Some((off, first)) = first {
                     let via = Via::parse(first).map_err(|e| header_err(name, e, vstart + off))?;
                     let branch = via.branch().map(|b| span_in(d, b)).unwrap_or_default();
                     self.ess.top_via = Some((index, span_in(d, first), branch));
@@ -433,7 +465,16 @@ impl Message {
                 self.ess.content_length = Some(n);
             }
             HeaderName::Route => {
-                let n = count_values(v);
+                let mut it = CommaSplit::new(v);
+                let first = if self.ess.top_route.is_none() {
+                    it.next()
+                } else {
+                    None
+                };
+                let n = match first {
+                    Some(_) => 1 + it.count(),
+                    None => count_values(v),
+                };
                 let total = self.ess.route_count as usize + n;
                 if total > limits.max_route as usize {
                     return Err(ParseError::new(
@@ -444,8 +485,7 @@ impl Message {
                     ));
                 }
                 self.ess.route_count = total as u16;
-                if self.ess.top_route.is_none() {
-                    let (off, first) = CommaSplit::new(v).next().unwrap_or((0, v));
+                if let Some((off, first)) = first {
                     NameAddr::parse(first).map_err(|e| header_err(name, e, vstart + off))?;
                     self.ess.top_route = Some((index, span_in(d, first)));
                 }
@@ -925,4 +965,40 @@ fn check_request_uri(uri: &[u8]) -> Result<(), usize> {
         return Err(uri.len() - parsed.headers_raw().len() - 1);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_lf;
+
+    #[test]
+    fn find_lf_agrees_with_a_plain_search() {
+        let mut buf = vec![b'a'; 70];
+        for lf in [
+            None,
+            Some(0),
+            Some(7),
+            Some(8),
+            Some(9),
+            Some(31),
+            Some(63),
+            Some(69),
+        ] {
+            buf.iter_mut().for_each(|b| *b = b'a');
+            if let Some(p) = lf {
+                buf[p] = b'\n';
+                buf[p.min(68) + 1] = b'\n';
+            }
+            for from in [0, 1, 5, 8, 40, 69, 70] {
+                let want = buf[from..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map(|k| from + k);
+                assert_eq!(find_lf(&buf, from), want, "lf {lf:?} from {from}");
+            }
+        }
+        // Bytes that differ from LF by one bit or by borrow are not LF.
+        let tricky = [0x0b, 0x8a, 0x09, 0x0a ^ 0x80, 0xff, 0x00, 0x01, 0x0b, b'\n'];
+        assert_eq!(find_lf(&tricky, 0), Some(8));
+    }
 }
