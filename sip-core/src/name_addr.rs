@@ -28,6 +28,24 @@ pub struct NameAddr<'a> {
     bracketed: bool,
     params: &'a [u8],
     params_offset: usize,
+    /// The first `tag` parameter's value, found while validating the parameters.
+    tag: Option<&'a [u8]>,
+}
+
+/// Validates header parameters and returns the value of the first `tag` parameter (one
+/// pass: From and To are parsed on every message for their tag).
+#[inline]
+fn validate_params(params: &[u8], base: usize) -> Result<Option<&[u8]>, ValueError> {
+    let mut tag = None;
+    let mut seen = false;
+    for p in HeaderParams::new(params, base) {
+        let p = p?;
+        if !seen && p.name.len() == 3 && p.is("tag") {
+            tag = p.value;
+            seen = true;
+        }
+    }
+    Ok(tag)
 }
 
 impl<'a> NameAddr<'a> {
@@ -82,7 +100,7 @@ impl<'a> NameAddr<'a> {
             }
             let params_offset = close + 1;
             let params = &s[params_offset..];
-            HeaderParams::new(params, params_offset).validate()?;
+            let tag = validate_params(params, params_offset)?;
             Ok(NameAddr {
                 display_name,
                 uri,
@@ -90,6 +108,7 @@ impl<'a> NameAddr<'a> {
                 bracketed: true,
                 params,
                 params_offset,
+                tag,
             })
         } else {
             // addr-spec: the URI ends at the first ';' or white space; a URI with ',', '?'
@@ -110,7 +129,7 @@ impl<'a> NameAddr<'a> {
                 j += 1;
             }
             let params = &s[j..];
-            HeaderParams::new(params, j).validate()?;
+            let tag = validate_params(params, j)?;
             Ok(NameAddr {
                 display_name: None,
                 uri: &s[start..j],
@@ -118,6 +137,7 @@ impl<'a> NameAddr<'a> {
                 bracketed: false,
                 params,
                 params_offset: j,
+                tag,
             })
         }
     }
@@ -179,8 +199,9 @@ impl<'a> NameAddr<'a> {
     }
 
     /// The `tag` parameter (From, To).
+    #[inline]
     pub fn tag(&self) -> Option<&'a [u8]> {
-        self.param("tag").flatten()
+        self.tag
     }
 }
 
