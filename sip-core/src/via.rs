@@ -62,10 +62,17 @@ fn slash_at(s: &[u8], i: usize) -> Result<usize, ValueError> {
 impl<'a> Via<'a> {
     /// Parses one `via-parm` (one element of a comma-separated Via header value).
     pub fn parse(s: &'a [u8]) -> Result<Via<'a>, ValueError> {
-        let i = skip_lws(s, 0);
-        let (n0, n1) = token_at(s, i)?;
-        let (v0, v1) = token_at(s, slash_at(s, n1)?)?;
-        let (t0, t1) = token_at(s, slash_at(s, v1)?)?;
+        // `SIP/2.0/` as nearly every Via writes it, or the general grammar (LWS allowed
+        // around the slashes, any token).
+        let ((n0, n1), (v0, v1), (t0, t1)) = if s.starts_with(b"SIP/2.0/") {
+            ((0, 3), (4, 7), token_at(s, 8)?)
+        } else {
+            let i = skip_lws(s, 0);
+            let n = token_at(s, i)?;
+            let v = token_at(s, slash_at(s, n.1)?)?;
+            let t = token_at(s, slash_at(s, v.1)?)?;
+            (n, v, t)
+        };
         let mut i = t1;
         if i >= s.len() || !is_lws(s[i]) {
             return Err(ValueError::new(K::InvalidProtocol, i));
