@@ -25,7 +25,14 @@ fn dispatcher(n: usize, now: Instant) -> Dispatcher {
         .collect();
     let d = Dispatcher::new(DestinationList::parse_kamailio(&text).unwrap());
     // Some history, so that load, latency and bandwidth algorithms compare real values.
-    for (i, x) in d.snapshot().set(1).unwrap().destinations().iter().enumerate() {
+    for (i, x) in d
+        .snapshot()
+        .set(1)
+        .unwrap()
+        .destinations()
+        .iter()
+        .enumerate()
+    {
         for _ in 0..(i % 4) {
             x.call_started();
             x.request_sent(now, 500 + i);
