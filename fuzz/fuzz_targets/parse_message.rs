@@ -5,7 +5,8 @@
 //! by the one-pass parse agree with the typed views parsed on demand (top Via branch,
 //! tags, counts, top Route), the body has exactly Content-Length bytes, the message
 //! re-parses to the same essentials when cut to its own length, and what the builder
-//! writes from it parses again.
+//! writes from it parses again. The parser's fast path and its reference parser agree:
+//! whenever the fast path takes the input, the reference parser returns the same message.
 #![no_main]
 
 use bytes::Bytes;
@@ -13,9 +14,17 @@ use libfuzzer_sys::fuzz_target;
 use sip_core::builder::{ResponseBuilder, ack_for, cancel_for};
 use sip_core::editor::Editor;
 use sip_core::values::{CSeq, Contact, Credentials, RetryAfter, option_tags, parse_expires};
-use sip_core::{HeaderName, Message};
+use sip_core::{Framing, HeaderName, Message, ParseOptions};
 
 fuzz_target!(|data: &[u8]| {
+    for framing in [Framing::Datagram, Framing::Stream] {
+        let o = ParseOptions { framing, ..ParseOptions::default() };
+        let reference = Message::parse_reference(Bytes::copy_from_slice(data), &o);
+        if let Some(f) = Message::parse_fast_path(Bytes::copy_from_slice(data), &o) {
+            assert_eq!(reference.as_ref(), Ok(&f), "fast path and reference parser differ");
+        }
+        assert_eq!(Message::parse_with(Bytes::copy_from_slice(data), &o), reference);
+    }
     let Ok(m) = Message::parse(Bytes::copy_from_slice(data)) else {
         return;
     };

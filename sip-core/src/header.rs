@@ -32,10 +32,8 @@ macro_rules! header_names {
                 }
             }
 
-            fn from_full(name: &[u8]) -> HeaderName {
-                $( if name.eq_ignore_ascii_case($canon.as_bytes()) { return HeaderName::$variant; } )*
-                HeaderName::Other
-            }
+            /// Every header this enum names (not [`HeaderName::Other`]), in declaration order.
+            pub const ALL: &'static [HeaderName] = &[ $( HeaderName::$variant, )* ];
 
             fn from_compact(c: u8) -> HeaderName {
                 match c.to_ascii_lowercase() {
@@ -132,20 +130,64 @@ header_names! {
 
 impl HeaderName {
     /// Classifies a raw header name: compact forms and any letter case are recognised.
+    ///
+    /// One branch on the length and the first letter leaves at most two candidates, each
+    /// compared once (this runs for every header line of every message).
     #[inline]
     pub fn from_bytes(name: &[u8]) -> HeaderName {
-        match name.len() {
-            0 => HeaderName::Other,
-            1 => HeaderName::from_compact(name[0]),
-            // Fast paths for the names on every message.
-            2 if name.eq_ignore_ascii_case(b"to") => HeaderName::To,
-            3 if name.eq_ignore_ascii_case(b"via") => HeaderName::Via,
-            4 if name.eq_ignore_ascii_case(b"from") => HeaderName::From,
-            4 if name.eq_ignore_ascii_case(b"cseq") => HeaderName::CSeq,
-            7 if name.eq_ignore_ascii_case(b"call-id") => HeaderName::CallId,
-            12 if name.eq_ignore_ascii_case(b"max-forwards") => HeaderName::MaxForwards,
-            14 if name.eq_ignore_ascii_case(b"content-length") => HeaderName::ContentLength,
-            _ => HeaderName::from_full(name),
+        use HeaderName as H;
+        let Some(&first) = name.first() else {
+            return H::Other;
+        };
+        let f = first.to_ascii_lowercase();
+        let (a, b): (HeaderName, HeaderName) = match (name.len(), f) {
+            (1, _) => return H::from_compact(first),
+            (2, b't') => (H::To, H::Other),
+            (3, b'v') => (H::Via, H::Other),
+            (4, b'f') => (H::From, H::Other),
+            (4, b'c') => (H::CSeq, H::Other),
+            (4, b'p') => (H::Path, H::Other),
+            (4, b'd') => (H::Date, H::Other),
+            (5, b'r') => (H::Route, H::Other),
+            (5, b'a') => (H::Allow, H::Other),
+            (5, b'e') => (H::Event, H::Other),
+            (6, b'a') => (H::Accept, H::Other),
+            (6, b's') => (H::Server, H::Other),
+            (7, b'c') => (H::CallId, H::Contact),
+            (7, b'e') => (H::Expires, H::Other),
+            (7, b'r') => (H::Require, H::Other),
+            (7, b's') => (H::Subject, H::Other),
+            (8, b'r') => (H::ReferTo, H::Other),
+            (8, b'i') => (H::Identity, H::Other),
+            (9, b's') => (H::Supported, H::Other),
+            (9, b't') => (H::Timestamp, H::Other),
+            (10, b'u') => (H::UserAgent, H::Other),
+            (11, b'r') => (H::RetryAfter, H::ReferredBy),
+            (11, b'u') => (H::Unsupported, H::Other),
+            (12, b'm') => (H::MaxForwards, H::Other),
+            (12, b'r') => (H::RecordRoute, H::Other),
+            (12, b'c') => (H::ContentType, H::Other),
+            (12, b'a') => (H::AllowEvents, H::Other),
+            (13, b'a') => (H::Authorization, H::Other),
+            (13, b'p') => (H::ProxyRequire, H::Other),
+            (13, b'i') => (H::IdentityInfo, H::Other),
+            (14, b'c') => (H::ContentLength, H::Other),
+            (14, b'a') => (H::AcceptContact, H::Other),
+            (14, b'r') => (H::RejectContact, H::Other),
+            (15, b's') => (H::SessionExpires, H::Other),
+            (16, b'w') => (H::WwwAuthenticate, H::Other),
+            (16, b'c') => (H::ContentEncoding, H::Other),
+            (18, b'p') => (H::ProxyAuthenticate, H::Other),
+            (19, b'p') => (H::ProxyAuthorization, H::Other),
+            (19, b'r') => (H::RequestDisposition, H::Other),
+            _ => return H::Other,
+        };
+        if pattern_matches(name, a) {
+            a
+        } else if b != H::Other && pattern_matches(name, b) {
+            b
+        } else {
+            H::Other
         }
     }
 
@@ -154,6 +196,100 @@ impl HeaderName {
     pub fn matches(self, raw: &[u8]) -> bool {
         self != HeaderName::Other && HeaderName::from_bytes(raw) == self
     }
+}
+
+/// A known name as folded machine words, to compare a candidate name in two or three
+/// loads instead of byte by byte: `(input_word | mask) == word`, where `mask` holds 0x20 on
+/// the letters (folding their case) and 0 on every other byte (compared exactly).
+#[derive(Clone, Copy)]
+struct Pattern {
+    head: (u64, u64),
+    mid: (u64, u64),
+    tail: (u64, u64),
+}
+
+/// `(folded word, mask)` of `s[at..at + n]`, little-endian.
+const fn folded(s: &[u8], at: usize, n: usize) -> (u64, u64) {
+    let mut w = 0u64;
+    let mut m = 0u64;
+    let mut i = 0;
+    while i < n {
+        let b = s[at + i];
+        let mk = if b.is_ascii_alphabetic() { 0x20 } else { 0 };
+        w |= ((b | mk) as u64) << (8 * i);
+        m |= (mk as u64) << (8 * i);
+        i += 1;
+    }
+    (w, m)
+}
+
+/// Width of the head and tail words for a name of length `len` (2, 4 or 8 bytes): the
+/// head and the tail overlap so that together (and with `mid` past 16) they cover it.
+const fn word_width(len: usize) -> usize {
+    if len >= 8 {
+        8
+    } else if len >= 4 {
+        4
+    } else {
+        2
+    }
+}
+
+const fn pattern_of(h: HeaderName) -> Pattern {
+    let s = h.as_str().as_bytes();
+    let n = s.len();
+    if n < 2 {
+        return Pattern {
+            head: (0, 0),
+            mid: (0, 0),
+            tail: (0, 0),
+        };
+    }
+    let w = word_width(n);
+    Pattern {
+        head: folded(s, 0, w),
+        mid: if n > 16 { folded(s, 8, 8) } else { (0, 0) },
+        tail: folded(s, n - w, w),
+    }
+}
+
+const PATTERNS: [Pattern; HeaderName::ALL.len()] = {
+    let mut t = [Pattern {
+        head: (0, 0),
+        mid: (0, 0),
+        tail: (0, 0),
+    }; HeaderName::ALL.len()];
+    let mut i = 0;
+    while i < HeaderName::ALL.len() {
+        t[HeaderName::ALL[i] as usize] = pattern_of(HeaderName::ALL[i]);
+        i += 1;
+    }
+    t
+};
+
+/// Little-endian word of `s[at..at + n]` (`n` is 2, 4 or 8; the caller keeps it in bounds).
+#[inline(always)]
+fn load(s: &[u8], at: usize, n: usize) -> u64 {
+    match n {
+        8 => u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or([0; 8])),
+        4 => u64::from(u32::from_le_bytes(
+            s[at..at + 4].try_into().unwrap_or([0; 4]),
+        )),
+        _ => u64::from(u16::from_le_bytes(
+            s[at..at + 2].try_into().unwrap_or([0; 2]),
+        )),
+    }
+}
+
+/// True when `name` (already known to have `h`'s length, at least 2) spells `h` in any case.
+#[inline(always)]
+fn pattern_matches(name: &[u8], h: HeaderName) -> bool {
+    let p = &PATTERNS[h as usize];
+    let n = name.len();
+    let w = word_width(n);
+    (load(name, 0, w) | p.head.1) == p.head.0
+        && (load(name, n - w, w) | p.tail.1) == p.tail.0
+        && (n <= 16 || (load(name, 8, 8) | p.mid.1) == p.mid.0)
 }
 
 impl fmt::Display for HeaderName {
@@ -209,6 +345,43 @@ mod tests {
         assert_eq!(HeaderName::CSeq.compact(), None);
         assert!(HeaderName::Via.matches(b"v"));
         assert!(!HeaderName::Other.matches(b"X-Foo"));
+    }
+
+    #[test]
+    fn every_known_name_and_its_compact_form_is_recognised() {
+        for &h in HeaderName::ALL {
+            let canon = h.as_str();
+            assert_eq!(HeaderName::from_bytes(canon.as_bytes()), h, "{canon}");
+            assert_eq!(
+                HeaderName::from_bytes(canon.to_ascii_uppercase().as_bytes()),
+                h
+            );
+            assert_eq!(
+                HeaderName::from_bytes(canon.to_ascii_lowercase().as_bytes()),
+                h
+            );
+            if let Some(c) = h.compact() {
+                assert_eq!(HeaderName::from_bytes(&[c]), h);
+                assert_eq!(HeaderName::from_bytes(&[c.to_ascii_uppercase()]), h);
+            }
+            // One byte changed anywhere, or one byte more or less, is another header.
+            for i in 0..canon.len() {
+                let mut v = canon.as_bytes().to_vec();
+                v[i] = b'#';
+                assert_ne!(HeaderName::from_bytes(&v), h, "{canon} with # at {i}");
+            }
+            let mut longer = canon.as_bytes().to_vec();
+            longer.push(b'x');
+            assert_ne!(HeaderName::from_bytes(&longer), h);
+            if canon.len() > 2 {
+                // ("T" is the compact form of "To".)
+                assert_ne!(
+                    HeaderName::from_bytes(&canon.as_bytes()[..canon.len() - 1]),
+                    h
+                );
+            }
+        }
+        assert_eq!(HeaderName::ALL.len(), 40);
     }
 
     #[test]

@@ -13,6 +13,8 @@ use crate::span::Span;
 use crate::values::CSeq;
 use crate::via::Via;
 
+mod fast;
+
 /// How the bytes of a message were delimited, which decides how its body is framed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Framing {
@@ -36,7 +38,7 @@ pub struct ParseOptions {
 
 /// The parsed start line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum StartLine {
+pub(crate) enum StartLine {
     Request {
         method: Method,
         method_span: Span,
@@ -111,7 +113,9 @@ const INLINE_HEADERS: usize = 24;
 /// A parsed SIP message: the received bytes (one `Bytes`, never copied) and positions into
 /// them. The fields a proxy touches on every message are located during the single parse
 /// pass; everything else is available as raw header values or typed views parsed on demand.
-#[derive(Clone, Debug)]
+///
+/// Two messages are equal when they hold the same bytes parsed the same way.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
     buf: Bytes,
     start: StartLine,
@@ -198,7 +202,33 @@ impl Message {
     }
 
     /// Parses with explicit limits and framing.
+    ///
+    /// The usual shapes of message are recognised by a fast path; anything else (and every
+    /// error) is handled by the reference parser, which knows the whole grammar. Both
+    /// give the same result for every input the fast path accepts.
     pub fn parse_with(buf: Bytes, opts: &ParseOptions) -> Result<Message, ParseError> {
+        match fast::parse(&buf, opts) {
+            Some(mut msg) => {
+                msg.buf = buf;
+                Ok(msg)
+            }
+            None => Message::parse_reference(buf, opts),
+        }
+    }
+
+    /// Only the fast path of [`Message::parse_with`]: `None` when it leaves the message to
+    /// the reference parser. For tests and fuzzing, which check that the two agree.
+    #[doc(hidden)]
+    pub fn parse_fast_path(buf: Bytes, opts: &ParseOptions) -> Option<Message> {
+        let mut msg = fast::parse(&buf, opts)?;
+        msg.buf = buf;
+        Some(msg)
+    }
+
+    /// Only the reference parser of [`Message::parse_with`], which handles the whole
+    /// grammar and words every error. For tests and fuzzing.
+    #[doc(hidden)]
+    pub fn parse_reference(buf: Bytes, opts: &ParseOptions) -> Result<Message, ParseError> {
         let limits = &opts.limits;
         let d: &[u8] = &buf;
         if d.len() > limits.max_message_size as usize {

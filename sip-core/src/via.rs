@@ -284,7 +284,7 @@ impl<'a> Via<'a> {
     }
 }
 
-fn parse_received(v: &[u8]) -> Option<IpAddr> {
+pub(crate) fn parse_received(v: &[u8]) -> Option<IpAddr> {
     if v.first() == Some(&b'[') && v.last() == Some(&b']') {
         return parse_ipv6(&v[1..v.len() - 1]).map(IpAddr::V6);
     }

@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use sip_core::editor::Editor;
 use sip_core::uri::{Host, Uri};
 use sip_core::values::{CSeq, Contact, Credentials, RetryAfter, option_tags, parse_expires};
-use sip_core::{HeaderName, Message, Method, Transport};
+use sip_core::{Framing, HeaderName, Message, Method, ParseOptions, Transport};
 
 // ---- generating valid messages ---------------------------------------------------------
 
@@ -506,6 +506,26 @@ fn exercise_light(m: &Message) {
     );
 }
 
+/// The parser's fast path and its reference parser agree: whenever the fast path takes
+/// a message, the reference parser gives exactly the same message (both framings).
+fn fast_path_agrees(b: &[u8]) {
+    for framing in [Framing::Datagram, Framing::Stream] {
+        let o = ParseOptions {
+            framing,
+            ..ParseOptions::default()
+        };
+        if let Some(f) = Message::parse_fast_path(Bytes::copy_from_slice(b), &o) {
+            let r = Message::parse_reference(Bytes::copy_from_slice(b), &o);
+            assert_eq!(
+                r.as_ref(),
+                Ok(&f),
+                "fast path and reference differ on\n{}",
+                String::from_utf8_lossy(b)
+            );
+        }
+    }
+}
+
 fn mutate(mut b: Vec<u8>, ops: &[(u16, u8, u8)]) -> Vec<u8> {
     for &(pos, kind, byte) in ops {
         if b.is_empty() {
@@ -535,6 +555,7 @@ proptest! {
     #[test]
     fn generated_messages_parse_back_to_their_parts(g in msg()) {
         let bytes = g.render();
+        fast_path_agrees(&bytes);
         let m = Message::parse(Bytes::from(bytes.clone()))
             .unwrap_or_else(|e| panic!("{e:?} in\n{}", String::from_utf8_lossy(&bytes)));
         let (mname, method) = g.method();
@@ -597,6 +618,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..600)) {
+        fast_path_agrees(&b);
         if let Ok(m) = Message::parse(Bytes::from(b)) {
             exercise(&m);
         }
@@ -605,6 +627,7 @@ proptest! {
     #[test]
     fn sip_like_text_never_panics(s in "[A-Za-z0-9 :;,<>\"\\\\%@\\[\\]=/.\\r\\n\\t-]{0,300}") {
         let b = format!("INVITE sip:a@b SIP/2.0\r\n{s}");
+        fast_path_agrees(b.as_bytes());
         if let Ok(m) = Message::parse(Bytes::from(b)) {
             exercise(&m);
         }
@@ -623,6 +646,7 @@ proptest! {
         ops in proptest::collection::vec((any::<u16>(), any::<u8>(), any::<u8>()), 1..8),
     ) {
         let b = mutate(g.render(), &ops);
+        fast_path_agrees(&b);
         if let Ok(m) = Message::parse(Bytes::from(b)) {
             exercise(&m);
         }

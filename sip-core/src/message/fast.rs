@@ -1,0 +1,763 @@
+//! The parser's fast path.
+//!
+//! It recognises the shapes nearly every message on the wire has (`SIP/2.0` start lines,
+//! `Name: value` lines without odd white space, `SIP/2.0/UDP host:port;params` Vias,
+//! `"Name" <uri>;tag=x` addresses, `sip:user@host:port;params` Request-URIs) in tight
+//! loops, and answers `None` for anything else: then [`Message::parse_with`] runs the
+//! reference parser, which knows the whole grammar and words every error. The fast path
+//! never decides that a message is invalid, so every error (and every unusual but valid
+//! message) comes from one place.
+//!
+//! The contract, checked by `tests/fast_path.rs` (generated and mutated messages, the RFC
+//! 4475/5118 corpus) and the `parse_message` fuzz target: whenever the fast path returns a
+//! message, the reference parser returns exactly the same message.
+
+use smallvec::SmallVec;
+
+use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine, find_lf};
+use crate::header::HeaderName;
+use crate::method::Method;
+use crate::scan::{
+    CommaSplit, count_values, is_digit, is_lws, parse_u32, quoted_end, trim_lws_range,
+};
+use crate::span::Span;
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Flags the bytes of `x` equal to `b` (exact for the lowest flagged byte).
+#[inline(always)]
+fn eq_mask(x: u64, b: u8) -> u64 {
+    let y = x ^ (LO * u64::from(b));
+    y.wrapping_sub(LO) & !y & HI
+}
+
+/// Flags the bytes of `x` below `n` (`n` at most 128; exact for the lowest flagged byte).
+#[inline(always)]
+fn lt_mask(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(LO * u64::from(n)) & !x & HI
+}
+
+/// Byte classes of the fast path (one table lookup per byte in the scanning loops).
+const TOKEN: u8 = 1;
+const HOST: u8 = 2;
+/// An unquoted parameter value: token, `[`, `]`, `:`.
+const PVAL: u8 = 4;
+/// A Call-ID: `word` characters and `@`.
+const CALL_ID: u8 = 8;
+/// Not the end of an unquoted display name: anything but `<`, `;`, `"`, `>`.
+const DN_RUN: u8 = 16;
+/// A character of an unquoted display name: token, LWS, or a UTF-8 byte.
+const DN_OK: u8 = 32;
+/// A Request-URI byte the fast path judges: not a control, space, DEL, `<`, `>`, `"`,
+/// `,`, `?`, `%` or `@`.
+const URI_OK: u8 = 64;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let token = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        let word = token
+            || matches!(
+                b,
+                b'(' | b')'
+                    | b'<'
+                    | b'>'
+                    | b':'
+                    | b'\\'
+                    | b'"'
+                    | b'/'
+                    | b'['
+                    | b']'
+                    | b'?'
+                    | b'{'
+                    | b'}'
+            );
+        let lws = matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+        let mut v = 0;
+        if token {
+            v |= TOKEN | PVAL;
+        }
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
+            v |= HOST;
+        }
+        if matches!(b, b'[' | b']' | b':') {
+            v |= PVAL;
+        }
+        if word || b == b'@' {
+            v |= CALL_ID;
+        }
+        if !matches!(b, b'<' | b';' | b'"' | b'>') {
+            v |= DN_RUN;
+        }
+        if token || lws || b >= 0x80 {
+            v |= DN_OK;
+        }
+        if !(b <= b' ' || b == 0x7f || matches!(b, b'<' | b'>' | b'"' | b',' | b'?' | b'%' | b'@'))
+        {
+            v |= URI_OK;
+        }
+        t[c] = v;
+        c += 1;
+    }
+    t
+};
+
+/// Index of the first byte of `s` at or after `i` that is not in `class` (or `s.len()`).
+#[inline(always)]
+fn run(s: &[u8], mut i: usize, class: u8) -> usize {
+    while let Some(c) = s.get(i..i + 4) {
+        if CLASS[c[0] as usize] & class == 0 {
+            return i;
+        }
+        if CLASS[c[1] as usize] & class == 0 {
+            return i + 1;
+        }
+        if CLASS[c[2] as usize] & class == 0 {
+            return i + 2;
+        }
+        if CLASS[c[3] as usize] & class == 0 {
+            return i + 3;
+        }
+        i += 4;
+    }
+    while i < s.len() && CLASS[s[i] as usize] & class != 0 {
+        i += 1;
+    }
+    i
+}
+
+/// Index of the first byte at or after `from` that is `b` or a control or space
+/// character (below `!`).
+#[inline(always)]
+fn find_byte_or_ctl(s: &[u8], from: usize, b: u8) -> Option<usize> {
+    let mut i = from;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        let t = eq_mask(x, b) | lt_mask(x, b'!');
+        if t != 0 {
+            return Some(i + (t.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s.get(i..)?
+        .iter()
+        .position(|&c| c == b || c < b'!')
+        .map(|k| i + k)
+}
+
+/// Index of the first `:` or LF at or after `from`.
+#[inline(always)]
+fn find_colon_or_lf(d: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(chunk) = d.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        let t = eq_mask(x, b':') | eq_mask(x, b'\n');
+        if t != 0 {
+            return Some(i + (t.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    d.get(i..)?
+        .iter()
+        .position(|&b| b == b':' || b == b'\n')
+        .map(|k| i + k)
+}
+
+/// Index of the first `b` in `s` at or after `from`; for the short runs inside a header
+/// value, where a plain loop beats setting up a vectorised search.
+#[inline(always)]
+fn find_byte(s: &[u8], from: usize, b: u8) -> Option<usize> {
+    s.get(from..)?
+        .iter()
+        .position(|&c| c == b)
+        .map(|k| from + k)
+}
+
+/// Parses `d` if it has the usual shape; `None` means "ask the reference parser".
+/// The returned message has an empty buffer; the caller puts the `Bytes` in.
+pub(super) fn parse(d: &[u8], opts: &ParseOptions) -> Option<Message> {
+    let limits = &opts.limits;
+    if d.len() > limits.max_message_size as usize {
+        return None;
+    }
+    let (start, headers_start) = start_line(d, opts)?;
+    let mut msg = Message {
+        buf: bytes::Bytes::new(),
+        start,
+        headers_start: headers_start as u32,
+        headers: SmallVec::new(),
+        headers_end: 0,
+        body: Span::default(),
+        ess: Essentials::default(),
+    };
+    let max_headers = limits.max_headers.min(u16::MAX as u32) as usize;
+    let max_line = limits.max_line_length as usize;
+    let mut pos = headers_start;
+    let body_start = loop {
+        let first = *d.get(pos)?;
+        if first == b'\r' {
+            if d.get(pos + 1) != Some(&b'\n') {
+                return None;
+            }
+            msg.headers_end = pos as u32;
+            break pos + 2;
+        }
+        if first == b'\n' {
+            msg.headers_end = pos as u32;
+            break pos + 1;
+        }
+        let colon = find_colon_or_lf(d, pos)?;
+        if d[colon] != b':' {
+            return None;
+        }
+        let mut name_end = colon;
+        while name_end > pos && matches!(d[name_end - 1], b' ' | b'\t') {
+            name_end -= 1;
+        }
+        let raw_name = &d[pos..name_end];
+        if raw_name.is_empty() {
+            return None;
+        }
+        // A known name is made of token characters by construction; check the others.
+        let name = HeaderName::from_bytes(raw_name);
+        if name == HeaderName::Other && run(raw_name, 0, TOKEN) != raw_name.len() {
+            return None;
+        }
+        let value_from = colon + 1;
+        let mut lf = find_lf(d, value_from)?;
+        while matches!(d.get(lf + 1), Some(b' ' | b'\t')) {
+            lf = find_lf(d, lf + 1)?;
+        }
+        let line_end = lf + 1;
+        if line_end - pos > max_line || msg.headers.len() >= max_headers {
+            return None;
+        }
+        let value = trim_value(d, value_from, lf);
+        let index = msg.headers.len() as u16;
+        if name != HeaderName::Other {
+            essential(&mut msg.ess, d, name, index, value, opts)?;
+        }
+        msg.headers.push(RawHeader {
+            name,
+            name_span: Span::new(pos, name_end),
+            value,
+            line_end: line_end as u32,
+        });
+        pos = line_end;
+    };
+
+    if let (
+        StartLine::Request {
+            method,
+            method_span,
+            ..
+        },
+        Some((_, cm, cspan)),
+    ) = (msg.start, msg.ess.cseq)
+    {
+        let same = if method == Method::Extension || cm == Method::Extension {
+            method_span.of(d) == cspan.of(d)
+        } else {
+            method == cm
+        };
+        if !same {
+            return None;
+        }
+    }
+
+    let available = d.len() - body_start;
+    let body_len = match msg.ess.content_length {
+        Some(cl) if cl as usize <= available => cl as usize,
+        Some(_) => return None,
+        None if opts.framing == Framing::Stream => return None,
+        None => available,
+    };
+    msg.body = Span::new(body_start, body_start + body_len);
+    Some(msg)
+}
+
+/// The value between the colon at `from - 1` and the LF at `lf`, without the white space
+/// around it: one space and a CR in the usual case, any LWS otherwise.
+#[inline(always)]
+fn trim_value(d: &[u8], from: usize, lf: usize) -> Span {
+    let (mut a, mut b) = (from, lf);
+    if b > a && d[b - 1] == b'\r' {
+        b -= 1;
+    }
+    if a < b && d[a] == b' ' {
+        a += 1;
+    }
+    if a < b && (is_lws(d[a]) || is_lws(d[b - 1])) {
+        let (x, y) = trim_lws_range(&d[a..b]);
+        b = a + y;
+        a += x;
+    }
+    if a >= b {
+        // An empty value sits at the end of the line, as the reference parser puts it.
+        return Span::new(lf, lf);
+    }
+    Span::new(a, b)
+}
+
+/// `Method SP sip-uri SP SIP/2.0 CRLF` or `SIP/2.0 SP code SP reason CRLF`.
+fn start_line(d: &[u8], opts: &ParseOptions) -> Option<(StartLine, usize)> {
+    let limits = &opts.limits;
+    let lf = find_lf(d, 0)?;
+    let end = if lf > 0 && d[lf - 1] == b'\r' {
+        lf - 1
+    } else {
+        lf
+    };
+    if end > limits.max_line_length as usize {
+        return None;
+    }
+    let line = &d[..end];
+    if let Some(rest) = line.strip_prefix(b"SIP/2.0 ") {
+        let code = rest.get(..3)?;
+        if !code.iter().all(u8::is_ascii_digit) || rest.get(3).is_some_and(|&b| b != b' ') {
+            return None;
+        }
+        let code = code.iter().fold(0u16, |a, &b| a * 10 + u16::from(b - b'0'));
+        if !(100..=699).contains(&code) {
+            return None;
+        }
+        let r = (8 + 4).min(line.len());
+        return Some((
+            StartLine::Response {
+                code,
+                reason: Span::new(r, end),
+            },
+            lf + 1,
+        ));
+    }
+    let m = run(line, 0, TOKEN);
+    if m == 0 || line.get(m) != Some(&b' ') {
+        return None;
+    }
+    let u0 = m + 1;
+    let u1 = find_byte(line, u0, b' ')?;
+    if &line[u1 + 1..] != b"SIP/2.0" {
+        return None;
+    }
+    let uri = &line[u0..u1];
+    if uri.len() > limits.max_uri_length as usize || !sip_uri(uri) {
+        return None;
+    }
+    Some((
+        StartLine::Request {
+            method: Method::from_bytes(&line[..m]),
+            method_span: Span::new(0, m),
+            uri: Span::new(u0, u1),
+        },
+        lf + 1,
+    ))
+}
+
+/// The proxy-essential fields of one known header, as `Message::locate_essential`
+/// records them.
+#[inline]
+fn essential(
+    ess: &mut Essentials,
+    d: &[u8],
+    name: HeaderName,
+    index: u16,
+    value: Span,
+    opts: &ParseOptions,
+) -> Option<()> {
+    let limits = &opts.limits;
+    let v = value.of(d);
+    let vstart = value.start as usize;
+    match name {
+        HeaderName::Via => {
+            let n = if ess.top_via.is_none() {
+                let (branch, end) = via(v)?;
+                let n = 1 + rest_count(v, end)?;
+                let branch = branch.map_or(Span::default(), |b| b.shift(vstart));
+                ess.top_via = Some((index, Span::new(vstart, vstart + end), branch));
+                n
+            } else {
+                count_values(v)
+            };
+            let total = ess.via_count as usize + n;
+            if total > limits.max_via as usize {
+                return None;
+            }
+            ess.via_count = total as u16;
+        }
+        HeaderName::CallId => {
+            if ess.call_id.is_some() || v.is_empty() || run(v, 0, CALL_ID) != v.len() {
+                return None;
+            }
+            ess.call_id = Some(value);
+        }
+        HeaderName::CSeq => {
+            if ess.cseq.is_some() {
+                return None;
+            }
+            let (number, method, m0) = cseq(v)?;
+            ess.cseq = Some((number, method, Span::new(vstart + m0, vstart + v.len())));
+        }
+        HeaderName::From | HeaderName::To => {
+            let slot = if name == HeaderName::From {
+                &mut ess.from
+            } else {
+                &mut ess.to
+            };
+            if slot.is_some() {
+                return None;
+            }
+            let (tag, end) = name_addr(v)?;
+            if end != v.len() {
+                return None;
+            }
+            *slot = Some((index, tag.map(|t| t.shift(vstart))));
+        }
+        HeaderName::MaxForwards => {
+            if ess.max_forwards.is_some() {
+                return None;
+            }
+            ess.max_forwards = Some((index, parse_u32(v, 255)? as u8));
+        }
+        HeaderName::ContentLength => {
+            if ess.content_length.is_some() {
+                return None;
+            }
+            ess.content_length = Some(parse_u32(v, limits.max_message_size)?);
+        }
+        HeaderName::Route => {
+            let n = if ess.top_route.is_none() {
+                let (_, end) = name_addr(v)?;
+                let n = 1 + rest_count(v, end)?;
+                ess.top_route = Some((index, Span::new(vstart, vstart + end)));
+                n
+            } else {
+                count_values(v)
+            };
+            let total = ess.route_count as usize + n;
+            if total > limits.max_route as usize {
+                return None;
+            }
+            ess.route_count = total as u16;
+        }
+        _ => {}
+    }
+    Some(())
+}
+
+/// `number SP method` as `CSeq::parse` reads it: the number (at most 2^31 - 1), the method
+/// and where the method starts.
+#[inline]
+fn cseq(v: &[u8]) -> Option<(u32, Method, usize)> {
+    let sp = find_byte(v, 0, b' ')?;
+    let number = parse_u32(&v[..sp], (1u32 << 31) - 1)?;
+    let m = &v[sp + 1..];
+    if m.is_empty() || run(m, 0, TOKEN) != m.len() {
+        return None;
+    }
+    Some((number, Method::from_bytes(m), sp + 1))
+}
+
+/// The number of list elements after the first one, which ended at `end` (the end of
+/// `v` or a comma): what `CommaSplit` would still yield.
+#[inline]
+fn rest_count(v: &[u8], end: usize) -> Option<usize> {
+    if end == v.len() {
+        return Some(0);
+    }
+    // The first element is followed by its comma directly (no white space before it).
+    if v[end] != b',' {
+        return None;
+    }
+    Some(CommaSplit::new(&v[end + 1..]).count())
+}
+
+/// A span relative to the start of a value.
+#[derive(Clone, Copy)]
+struct Rel(usize, usize);
+
+impl Rel {
+    #[inline]
+    fn shift(self, base: usize) -> Span {
+        Span::new(base + self.0, base + self.1)
+    }
+}
+
+/// One `;name[=value]` at `s[i] == b';'` without white space; returns
+/// `(name, value, value is all token characters, next index)`. `None` for anything else
+/// (quoted values, LWS, an empty name or value).
+#[inline(always)]
+fn param(s: &[u8], i: usize) -> Option<(Rel, Option<Rel>, bool, usize)> {
+    let n0 = i + 1;
+    let j = run(s, n0, TOKEN);
+    if j == n0 {
+        return None;
+    }
+    let name = Rel(n0, j);
+    if s.get(j) != Some(&b'=') {
+        return Some((name, None, true, j));
+    }
+    let v0 = j + 1;
+    let t = run(s, v0, TOKEN);
+    let k = run(s, t, PVAL);
+    if k == v0 {
+        return None;
+    }
+    Some((name, Some(Rel(v0, k)), t == k, k))
+}
+
+/// After a parameter: the end of the value, a comma (end of a list element) or the next
+/// `;`. Returns true when the parameters go on.
+#[inline(always)]
+fn params_go_on(s: &[u8], i: usize) -> Option<bool> {
+    match s.get(i) {
+        None | Some(b',') => Some(false),
+        Some(b';') => Some(true),
+        Some(_) => None,
+    }
+}
+
+/// The top via-parm: `SIP/2.0/transport SP host[:port]*(;param)`. Returns the branch
+/// (if any) and where the via-parm ends (the end of `s` or a comma).
+fn via(s: &[u8]) -> Option<(Option<Rel>, usize)> {
+    if !s.starts_with(b"SIP/2.0/") {
+        return None;
+    }
+    let t = run(s, 8, TOKEN);
+    if t == 8 || s.get(t) != Some(&b' ') {
+        return None;
+    }
+    let mut i = t + 1;
+    let h = host(s.get(i..)?)?;
+    i += h;
+    if s.get(i) == Some(&b':') {
+        let p0 = i + 1;
+        let mut p1 = p0;
+        while p1 < s.len() && is_digit(s[p1]) {
+            p1 += 1;
+        }
+        port(&s[p0..p1])?;
+        i = p1;
+    }
+    let mut branch = None;
+    let mut go_on = params_go_on(s, i)?;
+    while go_on {
+        let (name, value, all_token, next) = param(s, i)?;
+        let n = &s[name.0..name.1];
+        let val = value.map(|r| &s[r.0..r.1]);
+        match n.len() {
+            6 if n.eq_ignore_ascii_case(b"branch") => {
+                let r = value?;
+                if !all_token {
+                    return None;
+                }
+                branch.get_or_insert(r);
+            }
+            8 if n.eq_ignore_ascii_case(b"received") => {
+                crate::via::parse_received(val?)?;
+            }
+            5 if n.eq_ignore_ascii_case(b"rport") => {
+                if let Some(v) = val {
+                    port(v)?;
+                }
+            }
+            5 if n.eq_ignore_ascii_case(b"maddr") => return None,
+            3 if n.eq_ignore_ascii_case(b"ttl") => return None,
+            _ => {}
+        }
+        i = next;
+        go_on = params_go_on(s, i)?;
+    }
+    Some((branch, i))
+}
+
+/// 1 to 5 digits, at most 65535.
+#[inline(always)]
+fn port(digits: &[u8]) -> Option<u16> {
+    if digits.is_empty() || digits.len() > 5 || !digits.iter().all(|&b| is_digit(b)) {
+        return None;
+    }
+    let v = digits
+        .iter()
+        .fold(0u32, |a, &b| a * 10 + u32::from(b - b'0'));
+    u16::try_from(v).ok()
+}
+
+/// A hostname, IPv4 address or IPv6 reference at the start of `s`; returns its length
+/// when it is valid as `uri::parse_host` judges it.
+fn host(s: &[u8]) -> Option<usize> {
+    if s.first() == Some(&b'[') {
+        let close = find_byte(s, 1, b']')?;
+        crate::uri::parse_ipv6(&s[1..close])?;
+        return Some(close + 1);
+    }
+    let n = run(s, 0, HOST);
+    let name = &s[..n];
+    let &last = name.last()?;
+    if last == b'.' {
+        // A trailing dot (an absolute domain name): the reference parser judges it.
+        return None;
+    }
+    // The first byte of the last label: an IPv4 address ends in a number, a domain name
+    // in a label that starts with a letter.
+    let last_label = name.iter().rposition(|&b| b == b'.').map_or(0, |k| k + 1);
+    if name[last_label].is_ascii_digit() {
+        return ipv4(name).then_some(n);
+    }
+    if name[0] == b'.' || name[0] == b'-' {
+        return None;
+    }
+    let mut prev = 0u8;
+    for &b in name {
+        if b == b'.' && prev == b'.' {
+            return None;
+        }
+        prev = b;
+    }
+    Some(n)
+}
+
+/// Dotted-quad IPv4: four parts of 1 to 3 digits, each at most 255.
+#[inline]
+fn ipv4(s: &[u8]) -> bool {
+    let mut parts = 0;
+    let mut digits = 0;
+    let mut v = 0u32;
+    for &b in s {
+        if b == b'.' {
+            if digits == 0 || v > 255 {
+                return false;
+            }
+            parts += 1;
+            digits = 0;
+            v = 0;
+        } else if b.is_ascii_digit() {
+            digits += 1;
+            if digits > 3 {
+                return false;
+            }
+            v = v * 10 + u32::from(b - b'0');
+        } else {
+            return false;
+        }
+    }
+    parts == 3 && digits > 0 && v <= 255
+}
+
+/// A name-addr or addr-spec with header parameters (From, To, a Route element). Returns
+/// the first `tag` parameter's value and where the element ends (the end of `s` or a
+/// comma).
+fn name_addr(s: &[u8]) -> Option<(Option<Rel>, usize)> {
+    let first = *s.first()?;
+    let mut i = 0;
+    if first == b'"' {
+        let e = quoted_end(s, 0)?;
+        i = e;
+        while i < s.len() && is_lws(s[i]) {
+            i += 1;
+        }
+        if s.get(i) != Some(&b'<') {
+            return None;
+        }
+    } else if first != b'<' {
+        let j = run(s, 0, DN_RUN);
+        if s.get(j) == Some(&b'<') {
+            if run(s, 0, DN_OK) < j {
+                return None;
+            }
+            i = j;
+        }
+    }
+    let params_from = if s.get(i) == Some(&b'<') {
+        // The URI runs to '>' and holds no white space (nor, here, any control).
+        let close = find_byte_or_ctl(s, i + 1, b'>')?;
+        if s[close] != b'>' || close == i + 1 {
+            return None;
+        }
+        close + 1
+    } else {
+        // addr-spec: up to the first ';' (a URI with '?', ',' or ';' needs brackets).
+        let mut j = i;
+        while j < s.len() && s[j] != b';' {
+            if s[j] <= b' ' || matches!(s[j], b'?' | b',' | b'<' | b'>' | b'"') {
+                return None;
+            }
+            j += 1;
+        }
+        j
+    };
+    let mut i = params_from;
+    let mut tag = None;
+    let mut seen = false;
+    let mut go_on = params_go_on(s, i)?;
+    while go_on {
+        let (name, value, _, next) = param(s, i)?;
+        if !seen && name.1 - name.0 == 3 && s[name.0..name.1].eq_ignore_ascii_case(b"tag") {
+            tag = value;
+            seen = true;
+        }
+        i = next;
+        go_on = params_go_on(s, i)?;
+    }
+    Some((tag, i))
+}
+
+/// True when `uri` is a `sip:`/`sips:` URI that `Uri::parse` accepts without headers;
+/// false means "ask the reference parser".
+fn sip_uri(uri: &[u8]) -> bool {
+    let rest = if let Some(r) = uri.strip_prefix(b"sip:") {
+        r
+    } else if let Some(r) = uri.strip_prefix(b"sips:") {
+        r
+    } else {
+        return false;
+    };
+    // One '@' at most (it ends the userinfo); no other character the fast path leaves to
+    // the reference parser.
+    let mut at = None;
+    let mut k = run(rest, 0, URI_OK);
+    if rest.get(k) == Some(&b'@') {
+        at = Some(k);
+        k = run(rest, k + 1, URI_OK);
+    }
+    if k != rest.len() {
+        return false;
+    }
+    let hp = match at {
+        Some(a) => {
+            // The user (before any ':' of a password) must not be empty.
+            if a == 0 || rest[0] == b':' {
+                return false;
+            }
+            &rest[a + 1..]
+        }
+        None => rest,
+    };
+    let Some(h) = host(hp) else {
+        return false;
+    };
+    let mut i = h;
+    if hp.get(i) == Some(&b':') {
+        let p0 = i + 1;
+        let mut p1 = p0;
+        while p1 < hp.len() && is_digit(hp[p1]) {
+            p1 += 1;
+        }
+        if port(&hp[p0..p1]).is_none() {
+            return false;
+        }
+        i = p1;
+    }
+    // Parameters: their characters were checked above (no '<', '>', '"', '@', ',', '%').
+    i == hp.len() || hp[i] == b';'
+}
