@@ -1,5 +1,6 @@
 //! Fuzz each typed view on arbitrary bytes: URI, name-addr, Via, CSeq, Contact,
-//! Retry-After, Expires, credentials, option tags. Nothing may panic.
+//! Retry-After, Expires, credentials, option tags. Nothing may panic, and the fast paths
+//! of the URI and Via views agree with their reference parsers.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,6 +10,12 @@ use sip_core::values::{Contact, Credentials, CSeq, RetryAfter, option_tags, pars
 use sip_core::via::Via;
 
 fuzz_target!(|data: &[u8]| {
+    if let Some(f) = Uri::parse_fast(data) {
+        assert_eq!(Uri::parse_reference(data), Ok(f), "URI fast path and reference differ");
+    }
+    if let Some(f) = Via::parse_fast(data) {
+        assert_eq!(Via::parse_reference(data), Ok(f), "Via fast path and reference differ");
+    }
     if let Ok(u) = Uri::parse(data) {
         let _ = (u.scheme(), u.user(), u.host(), u.port_or_default(), u.effective_transport());
         let _ = (u.params().count(), u.headers().count(), u.is_loose_router());

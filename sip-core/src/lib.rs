@@ -75,6 +75,7 @@ pub mod editor;
 pub mod error;
 pub mod framer;
 pub mod header;
+mod lex;
 pub mod limits;
 pub mod message;
 pub mod method;

@@ -18,6 +18,7 @@ use core::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::{ValueError, ValueErrorKind as K};
+use crate::lex;
 use crate::scan::{is_alpha, is_digit, is_host_char};
 use crate::transport::Transport;
 
@@ -91,7 +92,83 @@ pub struct Uri<'a> {
 
 impl<'a> Uri<'a> {
     /// Parses a whole URI (no surrounding white space or angle brackets).
+    ///
+    /// The usual `sip:`/`sips:` URIs (no escapes, no headers) take a fast path; anything
+    /// else, and every error, the reference parser ([`Uri::parse_reference`]). Both give
+    /// the same result for every input the fast path accepts.
     pub fn parse(s: &'a [u8]) -> Result<Uri<'a>, ValueError> {
+        match Uri::parse_fast(s) {
+            Some(u) => Ok(u),
+            None => Uri::parse_reference(s),
+        }
+    }
+
+    /// Only the fast path of [`Uri::parse`] (`None`: "ask the reference parser"). For
+    /// tests and fuzzing, which check that the two agree.
+    #[doc(hidden)]
+    pub fn parse_fast(s: &'a [u8]) -> Option<Uri<'a>> {
+        let (scheme, colon) = if s.starts_with(b"sip:") {
+            (Scheme::Sip, 3)
+        } else if s.starts_with(b"sips:") {
+            (Scheme::Sips, 4)
+        } else {
+            return None;
+        };
+        let rest = &s[colon + 1..];
+        // One '@' at most (it ends the userinfo); no character whose place in a SIP URI
+        // the fast path does not judge (escapes, headers, controls, ...).
+        let mut at = None;
+        let mut k = lex::run(rest, 0, lex::URI_OK);
+        if rest.get(k) == Some(&b'@') {
+            at = Some(k);
+            k = lex::run(rest, k + 1, lex::URI_OK);
+        }
+        if k != rest.len() {
+            return None;
+        }
+        let (user, password, hp) = match at {
+            Some(a) => {
+                let userinfo = &rest[..a];
+                let (user, password) = match memchr::memchr(b':', userinfo) {
+                    Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
+                    None => (userinfo, None),
+                };
+                if user.is_empty() {
+                    return None;
+                }
+                (Some(user), password, &rest[a + 1..])
+            }
+            None => (None, None, rest),
+        };
+        let (host, hlen) = lex::host(hp)?;
+        let mut i = hlen;
+        let mut port = None;
+        if hp.get(i) == Some(&b':') {
+            let p1 = lex::run(hp, i + 1, lex::DIGIT);
+            port = Some(lex::port(&hp[i + 1..p1])?);
+            i = p1;
+        }
+        if i != hp.len() && hp[i] != b';' {
+            return None;
+        }
+        Some(Uri {
+            raw: s,
+            scheme,
+            scheme_raw: &s[..colon],
+            user,
+            password,
+            host_raw: &hp[..hlen],
+            host: Some(host),
+            port,
+            params: &hp[i..],
+            headers: &[],
+            opaque: rest,
+        })
+    }
+
+    /// Only the reference parser of [`Uri::parse`], which knows the whole grammar.
+    #[doc(hidden)]
+    pub fn parse_reference(s: &'a [u8]) -> Result<Uri<'a>, ValueError> {
         let colon = parse_scheme(s)?;
         let scheme_raw = &s[..colon];
         let scheme = if scheme_raw.eq_ignore_ascii_case(b"sip") {
@@ -437,17 +514,7 @@ pub(crate) fn parse_host(s: &[u8], base: usize) -> Result<(Host<'_>, usize), Val
 
 /// Parses dotted-quad IPv4 (no leading `+`, each part 0..=255).
 pub(crate) fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
-    let mut parts = [0u8; 4];
-    let mut n = 0;
-    for part in s.split(|&b| b == b'.') {
-        if n == 4 || part.is_empty() || part.len() > 3 || !part.iter().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let v = part.iter().fold(0u32, |a, &b| a * 10 + u32::from(b - b'0'));
-        parts[n] = u8::try_from(v).ok()?;
-        n += 1;
-    }
-    (n == 4).then(|| Ipv4Addr::from(parts))
+    lex::ipv4(s)
 }
 
 /// Parses an IPv6 address (without brackets), including an IPv4 tail (RFC 5954 grammar).

@@ -15,9 +15,10 @@
 use std::net::IpAddr;
 
 use crate::error::{ValueError, ValueErrorKind as K};
+use crate::lex;
 use crate::scan::{HeaderParams, is_digit, is_lws, is_token, skip_lws};
 use crate::transport::Transport;
-use crate::uri::{Host, parse_host, parse_ipv4, parse_ipv6};
+use crate::uri::{Host, parse_host, parse_ipv6};
 
 /// The RFC 3261 magic cookie that starts every compliant branch.
 pub const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
@@ -61,7 +62,90 @@ fn slash_at(s: &[u8], i: usize) -> Result<usize, ValueError> {
 
 impl<'a> Via<'a> {
     /// Parses one `via-parm` (one element of a comma-separated Via header value).
+    ///
+    /// The usual shape (`SIP/2.0/UDP host:port;params` without white space around the
+    /// separators) takes a fast path; anything else, and every error, the reference
+    /// parser ([`Via::parse_reference`]). Both give the same result for every input the
+    /// fast path accepts.
     pub fn parse(s: &'a [u8]) -> Result<Via<'a>, ValueError> {
+        match Via::parse_fast(s) {
+            Some(v) => Ok(v),
+            None => Via::parse_reference(s),
+        }
+    }
+
+    /// Only the fast path of [`Via::parse`] (`None`: "ask the reference parser"). For
+    /// tests and fuzzing, which check that the two agree.
+    #[doc(hidden)]
+    pub fn parse_fast(s: &'a [u8]) -> Option<Via<'a>> {
+        if !s.starts_with(b"SIP/2.0/") {
+            return None;
+        }
+        let t = lex::run(s, 8, lex::TOKEN);
+        if t == 8 || s.get(t) != Some(&b' ') {
+            return None;
+        }
+        let h0 = t + 1;
+        let (host, hlen) = lex::host(s.get(h0..)?)?;
+        let mut i = h0 + hlen;
+        let mut port = None;
+        if s.get(i) == Some(&b':') {
+            let p1 = lex::run(s, i + 1, lex::DIGIT);
+            port = Some(lex::port(&s[i + 1..p1])?);
+            i = p1;
+        }
+        let mut via = Via {
+            protocol_name: &s[0..3],
+            protocol_version: &s[4..7],
+            transport_raw: &s[8..t],
+            host,
+            host_raw: &s[h0..h0 + hlen],
+            port,
+            params: &s[i..],
+            params_offset: i,
+            branch: None,
+            received: None,
+            rport: None,
+            maddr: None,
+            ttl: None,
+        };
+        while i < s.len() {
+            if s[i] != b';' {
+                return None;
+            }
+            let (name, value, all_token, next) = lex::param(s, i)?;
+            let n = &s[name.0..name.1];
+            let val = value.map(|r| &s[r.0..r.1]);
+            match n.len() {
+                6 if n.eq_ignore_ascii_case(b"branch") => {
+                    if !all_token {
+                        return None;
+                    }
+                    via.branch.get_or_insert(val?);
+                }
+                8 if n.eq_ignore_ascii_case(b"received") => {
+                    parse_received(val?)?;
+                    via.received.get_or_insert(val?);
+                }
+                5 if n.eq_ignore_ascii_case(b"rport") => {
+                    let v = match val {
+                        None => None,
+                        Some(v) => Some(lex::port(v)?),
+                    };
+                    via.rport.get_or_insert(v);
+                }
+                5 if n.eq_ignore_ascii_case(b"maddr") => return None,
+                3 if n.eq_ignore_ascii_case(b"ttl") => return None,
+                _ => {}
+            }
+            i = next;
+        }
+        Some(via)
+    }
+
+    /// Only the reference parser of [`Via::parse`], which knows the whole grammar.
+    #[doc(hidden)]
+    pub fn parse_reference(s: &'a [u8]) -> Result<Via<'a>, ValueError> {
         // `SIP/2.0/` as nearly every Via writes it, or the general grammar (LWS allowed
         // around the slashes, any token).
         let ((n0, n1), (v0, v1), (t0, t1)) = if s.starts_with(b"SIP/2.0/") {
@@ -288,7 +372,7 @@ pub(crate) fn parse_received(v: &[u8]) -> Option<IpAddr> {
     if v.first() == Some(&b'[') && v.last() == Some(&b']') {
         return parse_ipv6(&v[1..v.len() - 1]).map(IpAddr::V6);
     }
-    if let Some(a) = parse_ipv4(v) {
+    if let Some(a) = lex::ipv4(v) {
         return Some(IpAddr::V4(a));
     }
     parse_ipv6(v).map(IpAddr::V6)

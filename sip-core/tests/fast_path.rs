@@ -8,7 +8,9 @@
 //! answer from both (and from `Message::parse`).
 
 use bytes::Bytes;
-use sip_core::{Framing, Limits, Message, ParseOptions};
+use sip_core::uri::Uri;
+use sip_core::via::Via;
+use sip_core::{Framing, HeaderName, Limits, Message, ParseOptions};
 
 /// Messages as sipp, Kamailio, Asterisk and sip-lb itself write them.
 const TYPICAL: &[&[u8]] = &[
@@ -102,6 +104,31 @@ const ALSO_FAST: &[&[u8]] = &[
 
 fn opts(framing: Framing, limits: Limits) -> ParseOptions {
     ParseOptions { limits, framing }
+}
+
+/// The URI and Via views' fast paths agree with their reference parsers on `s`;
+/// returns how many of the two fast paths took it.
+fn views_agree(s: &[u8]) -> usize {
+    let mut n = 0;
+    if let Some(f) = Uri::parse_fast(s) {
+        assert_eq!(
+            Uri::parse_reference(s),
+            Ok(f),
+            "URI {}",
+            String::from_utf8_lossy(s)
+        );
+        n += 1;
+    }
+    if let Some(f) = Via::parse_fast(s) {
+        assert_eq!(
+            Via::parse_reference(s),
+            Ok(f),
+            "Via {}",
+            String::from_utf8_lossy(s)
+        );
+        n += 1;
+    }
+    n
 }
 
 fn option_sets() -> Vec<ParseOptions> {
@@ -236,6 +263,69 @@ fn two_byte_changes_near_the_fields_the_fast_path_reads() {
                 v[q] = b;
                 agree(&v);
             }
+        }
+    }
+}
+
+/// Every Via value and every URI (Request-URI, inside name-addrs) of the typical
+/// messages and the corpus, and every one-byte change of the typical ones.
+#[test]
+fn via_and_uri_fast_paths_agree_with_their_reference_parsers() {
+    let mut values: Vec<Vec<u8>> = Vec::new();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
+    let mut messages: Vec<Vec<u8>> = TYPICAL.iter().map(|m| m.to_vec()).collect();
+    for sub in ["rfc4475", "rfc5118"] {
+        for e in std::fs::read_dir(format!("{dir}/{sub}")).unwrap() {
+            messages.push(std::fs::read(e.unwrap().path()).unwrap());
+        }
+    }
+    for m in &messages {
+        let Ok(msg) = Message::parse_reference(Bytes::copy_from_slice(m), &ParseOptions::default())
+        else {
+            continue;
+        };
+        if let Some(u) = msg.request_uri() {
+            values.push(u.to_vec());
+        }
+        for (_, v) in msg.header_values(HeaderName::Via) {
+            values.push(v.to_vec());
+        }
+        for h in [
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::Route,
+            HeaderName::RecordRoute,
+            HeaderName::Contact,
+        ] {
+            for (_, v) in msg.header_values(h) {
+                if let Ok(na) = sip_core::name_addr::NameAddr::parse(v) {
+                    values.push(na.uri_raw().to_vec());
+                }
+            }
+        }
+    }
+    let typical_count = values.len();
+    assert!(typical_count > 100);
+    let mut fast = 0;
+    for v in &values {
+        fast += views_agree(v);
+    }
+    assert!(
+        fast > typical_count / 2,
+        "{fast} of {typical_count} on a fast path"
+    );
+    for v in values.iter().take(80) {
+        for p in 0..v.len() {
+            for &b in INTERESTING {
+                let mut w = v.clone();
+                w[p] = b;
+                views_agree(&w);
+                w.insert(p, b);
+                views_agree(&w);
+            }
+            let mut w = v.clone();
+            w.remove(p);
+            views_agree(&w);
         }
     }
 }

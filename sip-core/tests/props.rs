@@ -617,6 +617,25 @@ proptest! {
     }
 
     #[test]
+    fn via_and_uri_fast_paths_agree_with_the_reference(
+        gv in via(),
+        gu in uri(),
+        sp in lws(),
+        ops in proptest::collection::vec((any::<u16>(), any::<u8>(), any::<u8>()), 0..4),
+    ) {
+        for text in [gv.render(""), gv.render(sp), gu.render()] {
+            for b in [text.clone().into_bytes(), mutate(text.into_bytes(), &ops)] {
+                if let Some(f) = Uri::parse_fast(&b) {
+                    prop_assert_eq!(Uri::parse_reference(&b), Ok(f));
+                }
+                if let Some(f) = sip_core::via::Via::parse_fast(&b) {
+                    prop_assert_eq!(sip_core::via::Via::parse_reference(&b), Ok(f));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..600)) {
         fast_path_agrees(&b);
         if let Ok(m) = Message::parse(Bytes::from(b)) {
@@ -633,6 +652,12 @@ proptest! {
         }
         {
             let v = s.as_bytes();
+            if let Some(f) = Uri::parse_fast(v) {
+                prop_assert_eq!(Uri::parse_reference(v), Ok(f));
+            }
+            if let Some(f) = sip_core::via::Via::parse_fast(v) {
+                prop_assert_eq!(sip_core::via::Via::parse_reference(v), Ok(f));
+            }
             let _ = Uri::parse(v).map(|u| (u.host(), u.params().count()));
             let _ = sip_core::via::Via::parse(v).map(|x| x.response_target());
             let _ = sip_core::name_addr::NameAddr::parse(v).map(|n| n.display_name_text());

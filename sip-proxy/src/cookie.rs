@@ -60,6 +60,64 @@ impl CookieKey {
     }
 }
 
+/// Tags computed before, so that the HMAC runs once per destination and not once per
+/// dialog-creating request and again for each in-dialog request: a direct-mapped table
+/// indexed by a hash of the signed bytes. A hit compares the signed bytes exactly, so
+/// the result is always the one HMAC would give. Each proxy worker owns one.
+#[derive(Clone)]
+pub struct TagCache {
+    slots: Box<[Option<CachedTag>]>,
+}
+
+#[derive(Clone, Copy)]
+struct CachedTag {
+    body: [u8; MAX_BODY],
+    len: u8,
+    tag: [u8; MAC_LEN],
+}
+
+const MAX_BODY: usize = 1 + 16 + 2;
+const CACHE_SLOTS: usize = 256;
+
+impl Default for TagCache {
+    fn default() -> Self {
+        TagCache {
+            slots: vec![None; CACHE_SLOTS].into_boxed_slice(),
+        }
+    }
+}
+
+impl std::fmt::Debug for TagCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let used = self.slots.iter().filter(|s| s.is_some()).count();
+        write!(f, "TagCache({used}/{CACHE_SLOTS})")
+    }
+}
+
+impl TagCache {
+    fn tag(&mut self, key: &CookieKey, body: &[u8]) -> [u8; MAC_LEN] {
+        // FNV-1a over the few signed bytes: any spread will do, a hit is checked exactly.
+        let h = body.iter().fold(0x811c_9dc5u32, |h, &b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let slot = &mut self.slots[(h as usize ^ (h as usize >> 8)) % CACHE_SLOTS];
+        if let Some(c) = slot
+            && &c.body[..c.len as usize] == body
+        {
+            return c.tag;
+        }
+        let tag = key.tag(body);
+        let mut b = [0u8; MAX_BODY];
+        b[..body.len()].copy_from_slice(body);
+        *slot = Some(CachedTag {
+            body: b,
+            len: body.len() as u8,
+            tag,
+        });
+        tag
+    }
+}
+
 /// Why a cookie was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -132,6 +190,26 @@ fn unhex(c: u8) -> Option<u8> {
 impl RouteCookie {
     /// Encodes and signs the cookie.
     pub fn encode(&self, key: &CookieKey) -> CookieText {
+        self.encode_with(&mut |body| key.tag(body))
+    }
+
+    /// Encodes and signs the cookie, taking the tag from `cache` when it was computed
+    /// before (the same result as [`RouteCookie::encode`]).
+    pub fn encode_cached(&self, key: &CookieKey, cache: &mut TagCache) -> CookieText {
+        self.encode_with(&mut |body| cache.tag(key, body))
+    }
+
+    /// Decodes and verifies a cookie like [`RouteCookie::decode`], taking the expected
+    /// tag from `cache` when it was computed before.
+    pub fn decode_cached(
+        text: &[u8],
+        key: &CookieKey,
+        cache: &mut TagCache,
+    ) -> Result<RouteCookie, CookieError> {
+        Self::decode_with(text, &mut |body| cache.tag(key, body))
+    }
+
+    fn encode_with(&self, tag_of: &mut dyn FnMut(&[u8]) -> [u8; MAC_LEN]) -> CookieText {
         let mut raw = [0u8; MAX_RAW];
         let mut n = 0;
         let v6 = matches!(self.addr.ip(), IpAddr::V6(_));
@@ -149,7 +227,7 @@ impl RouteCookie {
         }
         raw[n..n + 2].copy_from_slice(&self.addr.port().to_be_bytes());
         n += 2;
-        let tag = key.tag(&raw[..n]);
+        let tag = tag_of(&raw[..n]);
         raw[n..n + MAC_LEN].copy_from_slice(&tag);
         n += MAC_LEN;
         let mut text = CookieText {
@@ -165,6 +243,13 @@ impl RouteCookie {
 
     /// Decodes and verifies a cookie (constant-time MAC comparison).
     pub fn decode(text: &[u8], key: &CookieKey) -> Result<RouteCookie, CookieError> {
+        Self::decode_with(text, &mut |body| key.tag(body))
+    }
+
+    fn decode_with(
+        text: &[u8],
+        tag_of: &mut dyn FnMut(&[u8]) -> [u8; MAC_LEN],
+    ) -> Result<RouteCookie, CookieError> {
         if !text.len().is_multiple_of(2) || text.len() > 2 * MAX_RAW {
             return Err(CookieError::Malformed);
         }
@@ -182,7 +267,7 @@ impl RouteCookie {
             return Err(CookieError::Malformed);
         }
         let body = 1 + ip_len + 2;
-        let expect = key.tag(&raw[..body]);
+        let expect = tag_of(&raw[..body]);
         let mut diff = 0u8;
         for (a, b) in expect.iter().zip(&raw[body..body + MAC_LEN]) {
             diff |= a ^ b;
@@ -252,5 +337,57 @@ mod tests {
             Err(CookieError::Malformed)
         );
         assert_eq!(RouteCookie::decode(b"", &key), Err(CookieError::Malformed));
+    }
+
+    #[test]
+    fn the_cache_gives_what_the_hmac_gives() {
+        let key = CookieKey::new(b"k");
+        let other = CookieKey::new(b"other");
+        let mut cache = TagCache::default();
+        // Enough destinations to collide in the table and evict each other.
+        let cookies: Vec<RouteCookie> = (0..600u32)
+            .map(|i| RouteCookie {
+                addr: SocketAddr::new(
+                    IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i * 7)),
+                    5060 + (i % 3) as u16,
+                ),
+                transport: if i % 2 == 0 {
+                    Transport::Udp
+                } else {
+                    Transport::Tcp
+                },
+            })
+            .collect();
+        for round in 0..3 {
+            for c in &cookies {
+                let cached = c.encode_cached(&key, &mut cache);
+                assert_eq!(
+                    cached.as_bytes(),
+                    c.encode(&key).as_bytes(),
+                    "round {round}"
+                );
+                assert_eq!(
+                    RouteCookie::decode_cached(cached.as_bytes(), &key, &mut cache),
+                    Ok(*c)
+                );
+                // A forged or altered cookie stays refused after its genuine twin is cached.
+                let mut forged = cached.as_bytes().to_vec();
+                let last = forged.len() - 1;
+                forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
+                assert_eq!(
+                    RouteCookie::decode_cached(&forged, &key, &mut cache),
+                    Err(CookieError::BadMac)
+                );
+                let mut moved = cached.as_bytes().to_vec();
+                moved[4] = if moved[4] == b'0' { b'1' } else { b'0' };
+                assert!(RouteCookie::decode_cached(&moved, &key, &mut cache).is_err());
+                // Another key's cookie is refused, although this key's tag is cached.
+                let theirs = c.encode(&other);
+                assert_eq!(
+                    RouteCookie::decode_cached(theirs.as_bytes(), &key, &mut cache),
+                    Err(CookieError::BadMac)
+                );
+            }
+        }
     }
 }

@@ -20,7 +20,7 @@ use smallvec::SmallVec;
 use crate::branch::{BranchKind, FieldHash, OurBranch};
 use crate::calls::CallTable;
 use crate::config::{LocalEndpoint, Mode, ProxyConfig};
-use crate::cookie::{COOKIE_PARAM, CookieKey, RouteCookie};
+use crate::cookie::{COOKIE_PARAM, CookieKey, RouteCookie, TagCache};
 use crate::output::{DropReason, Event, FailoverCause, Origin, ProxyStats, Transmit, method_index};
 use crate::sanity::{Refusal, check_request, reply_to_unparsable, unsupported_tags};
 use crate::slab::Slab;
@@ -155,6 +155,8 @@ pub struct Proxy {
     dispatcher: Arc<Dispatcher>,
     calls: Arc<CallTable>,
     cookie_key: CookieKey,
+    /// Cookie tags computed before (one HMAC per destination, not per request).
+    cookie_tags: std::cell::RefCell<TagCache>,
     parse_options: ParseOptions,
     servers: Slab<ServerTx>,
     server_index: PassThroughMap<(u32, u32)>,
@@ -222,6 +224,7 @@ impl Proxy {
         };
         Proxy {
             cookie_key,
+            cookie_tags: std::cell::RefCell::new(TagCache::default()),
             parse_options,
             servers: Slab::default(),
             server_index: PassThroughMap::default(),
@@ -581,7 +584,12 @@ impl Proxy {
             if cookie.is_none()
                 && let Some(Some(text)) = uri.param(COOKIE_PARAM)
             {
-                match RouteCookie::decode(text, &self.cookie_key) {
+                let decoded = RouteCookie::decode_cached(
+                    text,
+                    &self.cookie_key,
+                    &mut self.cookie_tags.borrow_mut(),
+                );
+                match decoded {
                     Ok(c) => cookie = Some(c),
                     Err(_) => {
                         return Err(Refusal {
@@ -786,7 +794,7 @@ impl Proxy {
                 addr: hop.addr,
                 transport: hop.transport,
             }
-            .encode(&self.cookie_key);
+            .encode_cached(&self.cookie_key, &mut self.cookie_tags.borrow_mut());
             let inbound = self.listener_for(origin.transport, Some(origin.local));
             let outbound = self.listener_for(hop.transport, None);
             let mut rr: Scratch = SmallVec::new();
@@ -989,10 +997,11 @@ impl Proxy {
 
     /// Forwards a response statelessly: our Via removed, sent to the next Via (§16.11).
     fn stateless_response(&mut self, now: Instant, origin: Origin, msg: Message) {
-        let Some(next) = msg.vias().nth(1) else {
+        // The second Via value (the top one, ours, was checked by the caller).
+        let Some((_, next)) = msg.header_values(HeaderName::Via).nth(1) else {
             return self.drop_message(origin.source, DropReason::Unroutable);
         };
-        let Ok(next) = next else {
+        let Ok(next) = sip_core::via::Via::parse(next) else {
             return self.drop_message(origin.source, DropReason::Malformed);
         };
         let Some((ip, port)) = next.response_target() else {

@@ -16,173 +16,15 @@ use smallvec::SmallVec;
 
 use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine, find_lf};
 use crate::header::HeaderName;
+use crate::lex::{
+    CALL_ID, DN_OK, DN_RUN, Rel, TOKEN, URI_OK, find_byte, find_byte_or_ctl, find_colon_or_lf,
+    host, param, params_go_on, port, run,
+};
 use crate::method::Method;
 use crate::scan::{
     CommaSplit, count_values, is_digit, is_lws, parse_u32, quoted_end, trim_lws_range,
 };
 use crate::span::Span;
-
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// Flags the bytes of `x` equal to `b` (exact for the lowest flagged byte).
-#[inline(always)]
-fn eq_mask(x: u64, b: u8) -> u64 {
-    let y = x ^ (LO * u64::from(b));
-    y.wrapping_sub(LO) & !y & HI
-}
-
-/// Flags the bytes of `x` below `n` (`n` at most 128; exact for the lowest flagged byte).
-#[inline(always)]
-fn lt_mask(x: u64, n: u8) -> u64 {
-    x.wrapping_sub(LO * u64::from(n)) & !x & HI
-}
-
-/// Byte classes of the fast path (one table lookup per byte in the scanning loops).
-const TOKEN: u8 = 1;
-const HOST: u8 = 2;
-/// An unquoted parameter value: token, `[`, `]`, `:`.
-const PVAL: u8 = 4;
-/// A Call-ID: `word` characters and `@`.
-const CALL_ID: u8 = 8;
-/// Not the end of an unquoted display name: anything but `<`, `;`, `"`, `>`.
-const DN_RUN: u8 = 16;
-/// A character of an unquoted display name: token, LWS, or a UTF-8 byte.
-const DN_OK: u8 = 32;
-/// A Request-URI byte the fast path judges: not a control, space, DEL, `<`, `>`, `"`,
-/// `,`, `?`, `%` or `@`.
-const URI_OK: u8 = 64;
-
-static CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        let token = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-            );
-        let word = token
-            || matches!(
-                b,
-                b'(' | b')'
-                    | b'<'
-                    | b'>'
-                    | b':'
-                    | b'\\'
-                    | b'"'
-                    | b'/'
-                    | b'['
-                    | b']'
-                    | b'?'
-                    | b'{'
-                    | b'}'
-            );
-        let lws = matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-        let mut v = 0;
-        if token {
-            v |= TOKEN | PVAL;
-        }
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
-            v |= HOST;
-        }
-        if matches!(b, b'[' | b']' | b':') {
-            v |= PVAL;
-        }
-        if word || b == b'@' {
-            v |= CALL_ID;
-        }
-        if !matches!(b, b'<' | b';' | b'"' | b'>') {
-            v |= DN_RUN;
-        }
-        if token || lws || b >= 0x80 {
-            v |= DN_OK;
-        }
-        if !(b <= b' ' || b == 0x7f || matches!(b, b'<' | b'>' | b'"' | b',' | b'?' | b'%' | b'@'))
-        {
-            v |= URI_OK;
-        }
-        t[c] = v;
-        c += 1;
-    }
-    t
-};
-
-/// Index of the first byte of `s` at or after `i` that is not in `class` (or `s.len()`).
-#[inline(always)]
-fn run(s: &[u8], mut i: usize, class: u8) -> usize {
-    while let Some(c) = s.get(i..i + 4) {
-        if CLASS[c[0] as usize] & class == 0 {
-            return i;
-        }
-        if CLASS[c[1] as usize] & class == 0 {
-            return i + 1;
-        }
-        if CLASS[c[2] as usize] & class == 0 {
-            return i + 2;
-        }
-        if CLASS[c[3] as usize] & class == 0 {
-            return i + 3;
-        }
-        i += 4;
-    }
-    while i < s.len() && CLASS[s[i] as usize] & class != 0 {
-        i += 1;
-    }
-    i
-}
-
-/// Index of the first byte at or after `from` that is `b` or a control or space
-/// character (below `!`).
-#[inline(always)]
-fn find_byte_or_ctl(s: &[u8], from: usize, b: u8) -> Option<usize> {
-    let mut i = from;
-    while let Some(chunk) = s.get(i..i + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(w);
-        let t = eq_mask(x, b) | lt_mask(x, b'!');
-        if t != 0 {
-            return Some(i + (t.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    s.get(i..)?
-        .iter()
-        .position(|&c| c == b || c < b'!')
-        .map(|k| i + k)
-}
-
-/// Index of the first `:` or LF at or after `from`.
-#[inline(always)]
-fn find_colon_or_lf(d: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while let Some(chunk) = d.get(i..i + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(w);
-        let t = eq_mask(x, b':') | eq_mask(x, b'\n');
-        if t != 0 {
-            return Some(i + (t.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    d.get(i..)?
-        .iter()
-        .position(|&b| b == b':' || b == b'\n')
-        .map(|k| i + k)
-}
-
-/// Index of the first `b` in `s` at or after `from`; for the short runs inside a header
-/// value, where a plain loop beats setting up a vectorised search.
-#[inline(always)]
-fn find_byte(s: &[u8], from: usize, b: u8) -> Option<usize> {
-    s.get(from..)?
-        .iter()
-        .position(|&c| c == b)
-        .map(|k| from + k)
-}
 
 /// Parses `d` if it has the usual shape; `None` means "ask the reference parser".
 /// The returned message has an empty buffer; the caller puts the `Bytes` in.
@@ -482,51 +324,6 @@ fn rest_count(v: &[u8], end: usize) -> Option<usize> {
     Some(CommaSplit::new(&v[end + 1..]).count())
 }
 
-/// A span relative to the start of a value.
-#[derive(Clone, Copy)]
-struct Rel(usize, usize);
-
-impl Rel {
-    #[inline]
-    fn shift(self, base: usize) -> Span {
-        Span::new(base + self.0, base + self.1)
-    }
-}
-
-/// One `;name[=value]` at `s[i] == b';'` without white space; returns
-/// `(name, value, value is all token characters, next index)`. `None` for anything else
-/// (quoted values, LWS, an empty name or value).
-#[inline(always)]
-fn param(s: &[u8], i: usize) -> Option<(Rel, Option<Rel>, bool, usize)> {
-    let n0 = i + 1;
-    let j = run(s, n0, TOKEN);
-    if j == n0 {
-        return None;
-    }
-    let name = Rel(n0, j);
-    if s.get(j) != Some(&b'=') {
-        return Some((name, None, true, j));
-    }
-    let v0 = j + 1;
-    let t = run(s, v0, TOKEN);
-    let k = run(s, t, PVAL);
-    if k == v0 {
-        return None;
-    }
-    Some((name, Some(Rel(v0, k)), t == k, k))
-}
-
-/// After a parameter: the end of the value, a comma (end of a list element) or the next
-/// `;`. Returns true when the parameters go on.
-#[inline(always)]
-fn params_go_on(s: &[u8], i: usize) -> Option<bool> {
-    match s.get(i) {
-        None | Some(b',') => Some(false),
-        Some(b';') => Some(true),
-        Some(_) => None,
-    }
-}
-
 /// The top via-parm: `SIP/2.0/transport SP host[:port]*(;param)`. Returns the branch
 /// (if any) and where the via-parm ends (the end of `s` or a comma).
 fn via(s: &[u8]) -> Option<(Option<Rel>, usize)> {
@@ -538,7 +335,7 @@ fn via(s: &[u8]) -> Option<(Option<Rel>, usize)> {
         return None;
     }
     let mut i = t + 1;
-    let h = host(s.get(i..)?)?;
+    let (_, h) = host(s.get(i..)?)?;
     i += h;
     if s.get(i) == Some(&b':') {
         let p0 = i + 1;
@@ -579,79 +376,6 @@ fn via(s: &[u8]) -> Option<(Option<Rel>, usize)> {
         go_on = params_go_on(s, i)?;
     }
     Some((branch, i))
-}
-
-/// 1 to 5 digits, at most 65535.
-#[inline(always)]
-fn port(digits: &[u8]) -> Option<u16> {
-    if digits.is_empty() || digits.len() > 5 || !digits.iter().all(|&b| is_digit(b)) {
-        return None;
-    }
-    let v = digits
-        .iter()
-        .fold(0u32, |a, &b| a * 10 + u32::from(b - b'0'));
-    u16::try_from(v).ok()
-}
-
-/// A hostname, IPv4 address or IPv6 reference at the start of `s`; returns its length
-/// when it is valid as `uri::parse_host` judges it.
-fn host(s: &[u8]) -> Option<usize> {
-    if s.first() == Some(&b'[') {
-        let close = find_byte(s, 1, b']')?;
-        crate::uri::parse_ipv6(&s[1..close])?;
-        return Some(close + 1);
-    }
-    let n = run(s, 0, HOST);
-    let name = &s[..n];
-    let &last = name.last()?;
-    if last == b'.' {
-        // A trailing dot (an absolute domain name): the reference parser judges it.
-        return None;
-    }
-    // The first byte of the last label: an IPv4 address ends in a number, a domain name
-    // in a label that starts with a letter.
-    let last_label = name.iter().rposition(|&b| b == b'.').map_or(0, |k| k + 1);
-    if name[last_label].is_ascii_digit() {
-        return ipv4(name).then_some(n);
-    }
-    if name[0] == b'.' || name[0] == b'-' {
-        return None;
-    }
-    let mut prev = 0u8;
-    for &b in name {
-        if b == b'.' && prev == b'.' {
-            return None;
-        }
-        prev = b;
-    }
-    Some(n)
-}
-
-/// Dotted-quad IPv4: four parts of 1 to 3 digits, each at most 255.
-#[inline]
-fn ipv4(s: &[u8]) -> bool {
-    let mut parts = 0;
-    let mut digits = 0;
-    let mut v = 0u32;
-    for &b in s {
-        if b == b'.' {
-            if digits == 0 || v > 255 {
-                return false;
-            }
-            parts += 1;
-            digits = 0;
-            v = 0;
-        } else if b.is_ascii_digit() {
-            digits += 1;
-            if digits > 3 {
-                return false;
-            }
-            v = v * 10 + u32::from(b - b'0');
-        } else {
-            return false;
-        }
-    }
-    parts == 3 && digits > 0 && v <= 255
 }
 
 /// A name-addr or addr-spec with header parameters (From, To, a Route element). Returns
@@ -743,7 +467,7 @@ fn sip_uri(uri: &[u8]) -> bool {
         }
         None => rest,
     };
-    let Some(h) = host(hp) else {
+    let Some((_, h)) = host(hp) else {
         return false;
     };
     let mut i = h;

@@ -1,0 +1,301 @@
+//! Lexing shared by the fast paths of the parser and of the typed views: byte classes
+//! in one table, scanning loops unrolled four bytes at a time, word-at-a-time searches for
+//! single bytes, and recognisers for the usual shapes of host, port and parameter. Each
+//! recogniser answers `None` where it is unsure, and its caller then runs the reference
+//! code of `scan`, `uri` and `via`, which knows the whole grammar and words every error.
+
+use std::net::Ipv4Addr;
+
+use crate::span::Span;
+use crate::uri::Host;
+
+pub(crate) const LO: u64 = 0x0101_0101_0101_0101;
+pub(crate) const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Flags the bytes of `x` equal to `b` (exact for the lowest flagged byte).
+#[inline(always)]
+pub(crate) fn eq_mask(x: u64, b: u8) -> u64 {
+    let y = x ^ (LO * u64::from(b));
+    y.wrapping_sub(LO) & !y & HI
+}
+
+/// Flags the bytes of `x` below `n` (`n` at most 128; exact for the lowest flagged byte).
+#[inline(always)]
+pub(crate) fn lt_mask(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(LO * u64::from(n)) & !x & HI
+}
+
+/// Byte classes of the fast path (one table lookup per byte in the scanning loops).
+pub(crate) const TOKEN: u8 = 1;
+pub(crate) const HOST: u8 = 2;
+/// An unquoted parameter value: token, `[`, `]`, `:`.
+pub(crate) const PVAL: u8 = 4;
+/// A Call-ID: `word` characters and `@`.
+pub(crate) const CALL_ID: u8 = 8;
+/// Not the end of an unquoted display name: anything but `<`, `;`, `"`, `>`.
+pub(crate) const DN_RUN: u8 = 16;
+/// A character of an unquoted display name: token, LWS, or a UTF-8 byte.
+pub(crate) const DN_OK: u8 = 32;
+/// A Request-URI byte the fast path judges: not a control, space, DEL, `<`, `>`, `"`,
+/// `,`, `?`, `%` or `@`.
+pub(crate) const URI_OK: u8 = 64;
+/// An ASCII digit.
+pub(crate) const DIGIT: u8 = 128;
+
+pub(crate) static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let token = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        let word = token
+            || matches!(
+                b,
+                b'(' | b')'
+                    | b'<'
+                    | b'>'
+                    | b':'
+                    | b'\\'
+                    | b'"'
+                    | b'/'
+                    | b'['
+                    | b']'
+                    | b'?'
+                    | b'{'
+                    | b'}'
+            );
+        let lws = matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+        let mut v = 0;
+        if token {
+            v |= TOKEN | PVAL;
+        }
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
+            v |= HOST;
+        }
+        if matches!(b, b'[' | b']' | b':') {
+            v |= PVAL;
+        }
+        if word || b == b'@' {
+            v |= CALL_ID;
+        }
+        if !matches!(b, b'<' | b';' | b'"' | b'>') {
+            v |= DN_RUN;
+        }
+        if token || lws || b >= 0x80 {
+            v |= DN_OK;
+        }
+        if !(b <= b' ' || b == 0x7f || matches!(b, b'<' | b'>' | b'"' | b',' | b'?' | b'%' | b'@'))
+        {
+            v |= URI_OK;
+        }
+        if b.is_ascii_digit() {
+            v |= DIGIT;
+        }
+        t[c] = v;
+        c += 1;
+    }
+    t
+};
+
+/// Index of the first byte of `s` at or after `i` that is not in `class` (or `s.len()`).
+#[inline(always)]
+pub(crate) fn run(s: &[u8], mut i: usize, class: u8) -> usize {
+    while let Some(c) = s.get(i..i + 4) {
+        if CLASS[c[0] as usize] & class == 0 {
+            return i;
+        }
+        if CLASS[c[1] as usize] & class == 0 {
+            return i + 1;
+        }
+        if CLASS[c[2] as usize] & class == 0 {
+            return i + 2;
+        }
+        if CLASS[c[3] as usize] & class == 0 {
+            return i + 3;
+        }
+        i += 4;
+    }
+    while i < s.len() && CLASS[s[i] as usize] & class != 0 {
+        i += 1;
+    }
+    i
+}
+
+/// Index of the first byte at or after `from` that is `b` or a control or space
+/// character (below `!`).
+#[inline(always)]
+pub(crate) fn find_byte_or_ctl(s: &[u8], from: usize, b: u8) -> Option<usize> {
+    let mut i = from;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        let t = eq_mask(x, b) | lt_mask(x, b'!');
+        if t != 0 {
+            return Some(i + (t.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s.get(i..)?
+        .iter()
+        .position(|&c| c == b || c < b'!')
+        .map(|k| i + k)
+}
+
+/// Index of the first `:` or LF at or after `from`.
+#[inline(always)]
+pub(crate) fn find_colon_or_lf(d: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(chunk) = d.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        let t = eq_mask(x, b':') | eq_mask(x, b'\n');
+        if t != 0 {
+            return Some(i + (t.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    d.get(i..)?
+        .iter()
+        .position(|&b| b == b':' || b == b'\n')
+        .map(|k| i + k)
+}
+
+/// Index of the first `b` in `s` at or after `from`; for the short runs inside a header
+/// value, where a plain loop beats setting up a vectorised search.
+#[inline(always)]
+pub(crate) fn find_byte(s: &[u8], from: usize, b: u8) -> Option<usize> {
+    s.get(from..)?
+        .iter()
+        .position(|&c| c == b)
+        .map(|k| from + k)
+}
+
+/// A span relative to the start of a value.
+#[derive(Clone, Copy)]
+pub(crate) struct Rel(pub(crate) usize, pub(crate) usize);
+
+impl Rel {
+    #[inline]
+    pub(crate) fn shift(self, base: usize) -> Span {
+        Span::new(base + self.0, base + self.1)
+    }
+}
+
+/// One `;name[=value]` at `s[i] == b';'` without white space; returns
+/// `(name, value, value is all token characters, next index)`. `None` for anything else
+/// (quoted values, LWS, an empty name or value).
+#[inline(always)]
+pub(crate) fn param(s: &[u8], i: usize) -> Option<(Rel, Option<Rel>, bool, usize)> {
+    let n0 = i + 1;
+    let j = run(s, n0, TOKEN);
+    if j == n0 {
+        return None;
+    }
+    let name = Rel(n0, j);
+    if s.get(j) != Some(&b'=') {
+        return Some((name, None, true, j));
+    }
+    let v0 = j + 1;
+    let t = run(s, v0, TOKEN);
+    let k = run(s, t, PVAL);
+    if k == v0 {
+        return None;
+    }
+    Some((name, Some(Rel(v0, k)), t == k, k))
+}
+
+/// After a parameter: the end of the value, a comma (end of a list element) or the next
+/// `;`. Returns true when the parameters go on.
+#[inline(always)]
+pub(crate) fn params_go_on(s: &[u8], i: usize) -> Option<bool> {
+    match s.get(i) {
+        None | Some(b',') => Some(false),
+        Some(b';') => Some(true),
+        Some(_) => None,
+    }
+}
+
+/// 1 to 5 digits, at most 65535.
+#[inline(always)]
+pub(crate) fn port(digits: &[u8]) -> Option<u16> {
+    if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = digits
+        .iter()
+        .fold(0u32, |a, &b| a * 10 + u32::from(b - b'0'));
+    u16::try_from(v).ok()
+}
+
+/// A hostname, IPv4 address or IPv6 reference at the start of `s`: the host and its
+/// length, when it is valid as `uri::parse_host` judges it (a trailing dot, which that
+/// accepts, is left to it).
+pub(crate) fn host(s: &[u8]) -> Option<(Host<'_>, usize)> {
+    if s.first() == Some(&b'[') {
+        let close = find_byte(s, 1, b']')?;
+        let a = crate::uri::parse_ipv6(&s[1..close])?;
+        return Some((Host::V6(a), close + 1));
+    }
+    let n = run(s, 0, HOST);
+    let name = &s[..n];
+    let &last = name.last()?;
+    if last == b'.' {
+        return None;
+    }
+    // The first byte of the last label: an IPv4 address ends in a number, a domain name
+    // in a label that starts with a letter.
+    let last_label = name.iter().rposition(|&b| b == b'.').map_or(0, |k| k + 1);
+    if name[last_label].is_ascii_digit() {
+        return ipv4(name).map(|a| (Host::V4(a), n));
+    }
+    if name[0] == b'.' || name[0] == b'-' {
+        return None;
+    }
+    let mut prev = 0u8;
+    for &b in name {
+        if b == b'.' && prev == b'.' {
+            return None;
+        }
+        prev = b;
+    }
+    Some((Host::Domain(name), n))
+}
+
+/// Dotted-quad IPv4: four parts of 1 to 3 digits, each at most 255.
+#[inline]
+pub(crate) fn ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut o = [0u8; 4];
+    let mut parts = 0;
+    let mut digits = 0;
+    let mut v = 0u32;
+    for &b in s {
+        if b == b'.' {
+            if digits == 0 || v > 255 || parts == 3 {
+                return None;
+            }
+            o[parts] = v as u8;
+            parts += 1;
+            digits = 0;
+            v = 0;
+        } else if b.is_ascii_digit() {
+            digits += 1;
+            if digits > 3 {
+                return None;
+            }
+            v = v * 10 + u32::from(b - b'0');
+        } else {
+            return None;
+        }
+    }
+    if parts != 3 || digits == 0 || v > 255 {
+        return None;
+    }
+    o[3] = v as u8;
+    Some(Ipv4Addr::from(o))
+}
