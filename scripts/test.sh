@@ -2,7 +2,7 @@
 # The whole test suite of sip-lb: what README.md calls "run the tests", and what CI runs.
 #
 # Installs what the end-to-end tests need when it is missing (Debian/Ubuntu packages:
-# sip-tester for `sipp`, tshark), then runs every
+# sip-tester for `sipp`, tshark, socat), then runs every
 # unit, property, integration, end-to-end and doc test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 command -v sipp >/dev/null 2>&1 || need_pkgs+=(sip-tester)
 command -v tshark >/dev/null 2>&1 || need_pkgs+=(tshark)
+command -v socat >/dev/null 2>&1 || need_pkgs+=(socat)
 
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -19,6 +19,8 @@
 //! assert_eq!(resp.cseq(), Some((7, sip_core::Method::Invite)));
 //! ```
 
+use std::net::{IpAddr, SocketAddr};
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::header::HeaderName;
@@ -47,6 +49,97 @@ impl Out<'_> {
     }
 }
 
+/// Writes the via-parm `via` of a request received from `src` with `received` and `rport`
+/// filled in as RFC 3261 §18.2.1 and RFC 3581 §4 ask (unchanged when it does not parse).
+fn write_via_from(o: &mut Out<'_>, via: &[u8], src: SocketAddr) {
+    let Ok(v) = crate::via::Via::parse(via) else {
+        o.put(via);
+        return;
+    };
+    let offset = |sub: &[u8]| sub.as_ptr() as usize - via.as_ptr() as usize;
+    let rport = v.rport();
+    // Where `=port` goes (after an `rport` without a value).
+    let rport_at = match rport {
+        Some(None) => v
+            .params()
+            .flatten()
+            .find(|p| p.is("rport"))
+            .map(|p| offset(p.name) + p.name.len()),
+        _ => None,
+    };
+    let need_received =
+        (v.host().ip() != Some(src.ip()) || rport.is_some()) && v.received_ip() != Some(src.ip());
+    // The span of a wrong `received` value to replace, or the end to append one.
+    let received_at = if !need_received {
+        None
+    } else if v.received().is_some() {
+        v.params()
+            .flatten()
+            .find(|p| p.is("received"))
+            .and_then(|p| p.value)
+            .map(|val| (offset(val), offset(val) + val.len()))
+    } else {
+        Some((via.len(), via.len()))
+    };
+    let mut ip = [0u8; 48];
+    let ip_len = write_ip(src.ip(), &mut ip);
+    let mut pos = 0;
+    let mut edits: [(usize, usize, u8); 2] = [(usize::MAX, 0, 0); 2];
+    if let Some(at) = rport_at {
+        edits[0] = (at, at, b'p');
+    }
+    if let Some((s, e)) = received_at {
+        edits[1] = (s, e, b'r');
+    }
+    edits.sort_unstable();
+    for (s, e, kind) in edits {
+        if s == usize::MAX {
+            continue;
+        }
+        o.put(&via[pos..s]);
+        match kind {
+            b'p' => {
+                o.put(b"=").num(src.port());
+            }
+            _ => {
+                if s == e && s == via.len() {
+                    o.put(b";received=");
+                }
+                o.put(&ip[..ip_len]);
+            }
+        }
+        pos = e;
+    }
+    o.put(&via[pos..]);
+}
+
+/// Writes `ip` as text into `out` (IPv4 dotted, IPv6 without brackets, as in `received`);
+/// returns the length.
+pub fn write_ip(ip: IpAddr, out: &mut [u8; 48]) -> usize {
+    match ip {
+        IpAddr::V4(a) => {
+            let mut n = 0;
+            for (i, o) in a.octets().iter().enumerate() {
+                if i > 0 {
+                    out[n] = b'.';
+                    n += 1;
+                }
+                let mut b = itoa::Buffer::new();
+                let d = b.format(*o).as_bytes();
+                out[n..n + d.len()].copy_from_slice(d);
+                n += d.len();
+            }
+            n
+        }
+        IpAddr::V6(a) => {
+            use std::io::Write;
+            let mut cur = std::io::Cursor::new(&mut out[..]);
+            let _ = write!(cur, "{a}");
+            cur.position() as usize
+        }
+    }
+}
+
 /// Builds a response to a request (RFC 3261 §8.2.6): copies every Via (in order), From,
 /// To (adding a tag when it has none, except for 100 Trying), Call-ID and CSeq, and for a
 /// 100 Trying the Timestamp (§8.2.6.1); adds the extra headers given and Content-Length.
@@ -59,6 +152,7 @@ pub struct ResponseBuilder<'a> {
     extra: smallvec::SmallVec<[(&'a [u8], &'a [u8]); 4]>,
     retry_after: Option<u32>,
     body: Option<(&'a [u8], &'a [u8])>,
+    source: Option<SocketAddr>,
 }
 
 impl<'a> ResponseBuilder<'a> {
@@ -72,7 +166,18 @@ impl<'a> ResponseBuilder<'a> {
             extra: smallvec::SmallVec::new(),
             retry_after: None,
             body: None,
+            source: None,
         }
+    }
+
+    /// The address the request came from. The response's top Via then carries what the
+    /// request's would have carried when forwarded: `received` with the source IP when
+    /// the sent-by differs from it or `rport` is present, and the source port in an
+    /// `rport` without a value (RFC 3261 §18.2.1, RFC 3581 §4), so that a client behind
+    /// a NAT learns its public address from every response, local ones included.
+    pub fn source(mut self, addr: SocketAddr) -> Self {
+        self.source = Some(addr);
+        self
     }
 
     /// The tag to add to To when the request's To has none (ignored for 100 Trying and when
@@ -110,8 +215,19 @@ impl<'a> ResponseBuilder<'a> {
             .put(b" ")
             .put(self.reason.as_bytes())
             .put(b"\r\n");
+        let top_via = req.top_via_span();
         for h in req.headers() {
             match h.name {
+                HeaderName::Via
+                    if let (Some(src), Some((idx, span))) = (self.source, top_via)
+                        && idx == h.index =>
+                {
+                    let v0 = h.value_span.start as usize;
+                    let (a, b) = (span.start as usize - v0, span.end as usize - v0);
+                    o.put(b"Via: ").put(&h.value[..a]);
+                    write_via_from(&mut o, &h.value[a..b], src);
+                    o.put(&h.value[b..]).put(b"\r\n");
+                }
                 HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
                     o.header(h.name.as_str().as_bytes(), h.value);
                 }
@@ -356,6 +472,67 @@ Content-Length: 3\r\n\r\nv=0",
         .unwrap();
         assert_eq!(m.to_tag(), None);
         assert_eq!(m.header(HeaderName::Timestamp), Some(&b"54"[..]));
+    }
+
+    #[test]
+    fn the_top_via_gets_received_and_rport_from_the_source() {
+        let with_via = |via: &str| {
+            Message::parse(Bytes::from(format!(
+                "OPTIONS sip:lb SIP/2.0\r\nVia: {via}\r\nVia: SIP/2.0/UDP 10.9.9.9;branch=z9hG4bKlow\r\n\
+                 From: <sip:a@b>;tag=1\r\nTo: <sip:lb>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\
+                 Content-Length: 0\r\n\r\n"
+            )))
+            .unwrap()
+        };
+        let top = |req: &Message, src: &str| {
+            let r = Message::parse(
+                ResponseBuilder::new(req, 200, "OK")
+                    .source(src.parse().unwrap())
+                    .build(),
+            )
+            .unwrap();
+            assert_eq!(r.via_count(), 2);
+            let v = r.header_values(HeaderName::Via).nth(1).unwrap().1.to_vec();
+            assert_eq!(
+                v, b"SIP/2.0/UDP 10.9.9.9;branch=z9hG4bKlow",
+                "lower Vias stay"
+            );
+            String::from_utf8(r.header_values(HeaderName::Via).next().unwrap().1.to_vec()).unwrap()
+        };
+        // rport without a value gets the port; received the IP (RFC 3581 §4).
+        let req = with_via("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport");
+        assert_eq!(
+            top(&req, "203.0.113.7:40000"),
+            "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport=40000;received=203.0.113.7"
+        );
+        // The same IP and no rport: nothing to add (§18.2.1).
+        let req = with_via("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1");
+        assert_eq!(
+            top(&req, "192.0.2.1:5060"),
+            "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1"
+        );
+        // A domain sent-by always gets received; a wrong received is replaced.
+        let req = with_via("SIP/2.0/UDP pc.example.com;received=10.0.0.1;branch=z9hG4bK1");
+        assert_eq!(
+            top(&req, "192.0.2.9:5060"),
+            "SIP/2.0/UDP pc.example.com;received=192.0.2.9;branch=z9hG4bK1"
+        );
+        // rport in the middle and IPv6 (RFC 5118: received without brackets).
+        let req = with_via("SIP/2.0/UDP [2001:db8::1]:5060;rport;branch=z9hG4bK1");
+        assert_eq!(
+            top(&req, "[2001:db8::9]:7000"),
+            "SIP/2.0/UDP [2001:db8::1]:5060;rport=7000;branch=z9hG4bK1;received=2001:db8::9"
+        );
+        // Several values in the top line: only the first changes.
+        let req = Message::parse(Bytes::from_static(
+            b"OPTIONS sip:lb SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;rport;branch=z9hG4bK1, SIP/2.0/UDP 10.9.9.9;branch=z9hG4bKlow\r\n\
+              From: <sip:a@b>;tag=1\r\nTo: <sip:lb>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            top(&req, "192.0.2.1:5070"),
+            "SIP/2.0/UDP 192.0.2.1;rport=5070;branch=z9hG4bK1;received=192.0.2.1"
+        );
     }
 
     #[test]

@@ -488,3 +488,421 @@ fn admin_metrics_state_and_check_config() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:3: proxy.mode: "), "{err}");
 }
+
+/// Starts four slow backends (they answer an INVITE after 1.2 s, so it is retransmitted
+/// meanwhile) and a balancer in `mode` with `algorithm`, places `calls` calls, and returns
+/// for each backend the requests it received.
+fn calls_through_slow_backends(
+    name: &str,
+    mode: &str,
+    algorithm: &str,
+    calls: u32,
+) -> Vec<Vec<(String, String)>> {
+    let dir = TestDir::new(name);
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let backends: Vec<Proc> = ports
+        .iter()
+        .map(|&p| sipp_traced(&dir, p, "slow_backend.xml"))
+        .collect();
+    let list = write_list(&dir, &ports);
+    let (lp, ap) = (free_port(), free_port());
+    let cfg = dir.path("sip-lb.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[proxy]\nlisten = [\"udp:127.0.0.1:{lp}\"]\nworkers = 2\nmode = \"{mode}\"\n\
+             [dispatcher]\nlist = \"{}\"\nset = 1\nalgorithm = \"{algorithm}\"\n\
+             [probing]\nenabled = false\n[admin]\nlisten = \"127.0.0.1:{ap}\"\n",
+            list.display()
+        ),
+    )
+    .unwrap();
+    let lb = SipLb::start_config(
+        &dir,
+        &cfg,
+        format!("127.0.0.1:{lp}").parse().unwrap(),
+        format!("127.0.0.1:{ap}").parse().unwrap(),
+    );
+    let r = sipp_uac(
+        &dir,
+        lb.addr,
+        "uac.xml",
+        calls,
+        20,
+        "u1",
+        &[],
+        Duration::from_secs(40),
+    );
+    assert_eq!(
+        (r.successful, r.failed),
+        (u64::from(calls), 0),
+        "{mode} {algorithm}: {}\n{}",
+        r.log,
+        lb.proc.log_text()
+    );
+    backends
+        .iter()
+        .map(|b| traced_requests(&dir, b, "slow_backend.xml"))
+        .collect()
+}
+
+/// Every request of each call (the INVITE, its retransmissions, the ACK and the BYE)
+/// reached exactly one backend; returns the number of calls per backend and the number
+/// of INVITE retransmissions the backends saw.
+fn one_backend_per_call(seen: &[Vec<(String, String)>], calls: usize) -> (Vec<usize>, usize) {
+    use std::collections::{HashMap, HashSet};
+    let mut home: HashMap<&str, HashSet<usize>> = HashMap::new();
+    let mut invites: HashMap<&str, usize> = HashMap::new();
+    for (b, reqs) in seen.iter().enumerate() {
+        for (method, cid) in reqs {
+            home.entry(cid).or_default().insert(b);
+            if method == "INVITE" {
+                *invites.entry(cid).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(invites.len(), calls, "calls seen by the backends");
+    for (cid, backends) in &home {
+        assert_eq!(
+            backends.len(),
+            1,
+            "requests of {cid} reached backends {backends:?}"
+        );
+    }
+    for reqs in seen {
+        let ids: HashSet<&str> = reqs.iter().map(|(_, c)| c.as_str()).collect();
+        for m in ["INVITE", "ACK", "BYE"] {
+            let with: HashSet<&str> = reqs
+                .iter()
+                .filter(|(x, _)| x == m)
+                .map(|(_, c)| c.as_str())
+                .collect();
+            assert_eq!(with, ids, "every call of the backend sent it its {m}");
+        }
+    }
+    let per_backend = seen
+        .iter()
+        .map(|r| r.iter().filter(|(m, _)| m == "BYE").count())
+        .collect();
+    let retransmissions = invites.values().map(|n| n - 1).sum();
+    (per_backend, retransmissions)
+}
+
+#[test]
+fn call_id_hash_keeps_retransmissions_and_in_dialog_requests_on_one_backend() {
+    let _g = serial();
+    for mode in ["stateful", "stateless"] {
+        let seen =
+            calls_through_slow_backends(&format!("cidhash-{mode}"), mode, "call-id-hash", 60);
+        let (spread, retransmissions) = one_backend_per_call(&seen, 60);
+        // The slow answer made the INVITEs go twice (at least most of them), and the hash
+        // spreads the calls over all four backends.
+        assert!(
+            retransmissions >= 30,
+            "{mode}: {retransmissions} retransmissions"
+        );
+        assert!(spread.iter().all(|&n| n > 0), "{mode}: spread {spread:?}");
+    }
+}
+
+#[test]
+fn stateless_round_robin_sends_a_retransmitted_invite_where_the_original_went() {
+    let _g = serial();
+    let seen = calls_through_slow_backends("stateless-retrans", "stateless", "round-robin", 40);
+    let (spread, retransmissions) = one_backend_per_call(&seen, 40);
+    assert!(retransmissions >= 20, "{retransmissions} retransmissions");
+    // Round robin over the calls, not over the datagrams: a retransmission does not
+    // advance it (Kamailio's stateless round robin would send it to the next backend).
+    assert_eq!(spread, vec![10, 10, 10, 10]);
+}
+
+#[test]
+fn tls_caller_to_udp_backends() {
+    // Debian's sipp is built without TLS, so the caller is sipp over TCP to a local socat
+    // that carries its connection over TLS to sip-lb: the balancer's side is real TLS
+    // (rustls), with a certificate made for the test.
+    let _g = serial();
+    let dir = TestDir::new("tls");
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    std::fs::write(dir.path("cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.path("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let _uas: Vec<Proc> = ports
+        .iter()
+        .map(|&p| sipp_uas(&dir, p, "uas.xml"))
+        .collect();
+    let list = write_list(&dir, &ports);
+    let (lp, tp, ap, sp) = (free_port(), free_port(), free_port(), free_port());
+    let cfg = config_file(
+        &dir,
+        lp,
+        ap,
+        &list,
+        &format!(
+            "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            dir.path("cert.pem").display(),
+            dir.path("key.pem").display()
+        ),
+    );
+    // The listeners: UDP (towards the backends) and TLS.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("listen = [\"udp:127.0.0.1:{lp}\"]"),
+        &format!("listen = [\"udp:127.0.0.1:{lp}\", \"tls:127.0.0.1:{tp}\"]"),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let lb = SipLb::start_config(
+        &dir,
+        &cfg,
+        format!("127.0.0.1:{lp}").parse().unwrap(),
+        format!("127.0.0.1:{ap}").parse().unwrap(),
+    );
+    let mut socat = std::process::Command::new("socat");
+    socat
+        .args(["-d", "-d"])
+        .arg(format!("TCP-LISTEN:{sp},bind=127.0.0.1,reuseaddr,fork"))
+        .arg(format!("OPENSSL:127.0.0.1:{tp},verify=0"));
+    let socat = spawn_proc("socat", socat, &dir);
+    assert!(
+        wait_until(Duration::from_secs(5), || std::net::TcpStream::connect((
+            "127.0.0.1",
+            sp
+        ))
+        .is_ok()),
+        "socat does not listen:\n{}",
+        socat.log_text()
+    );
+    let r = sipp_uac(
+        &dir,
+        format!("127.0.0.1:{sp}").parse().unwrap(),
+        "uac.xml",
+        50,
+        20,
+        "t1",
+        &[],
+        Duration::from_secs(40),
+    );
+    assert_eq!(
+        (r.successful, r.failed),
+        (50, 0),
+        "{}\n{}\n{}",
+        r.log,
+        socat.log_text(),
+        lb.proc.log_text()
+    );
+    // The calls crossed a TLS session with sip-lb (socat reports the handshake).
+    let log = socat.log_text();
+    assert!(log.contains("SSL connection using"), "{log}");
+    let (_, metrics) = lb.http("GET", "/metrics", "");
+    assert!(
+        metrics.contains("siplb_requests_received_total{method=\"INVITE\"} 50"),
+        "{metrics}"
+    );
+}
+
+/// One SIP message of a capture, as tshark dissects it.
+#[derive(Debug)]
+struct Captured {
+    src_port: u16,
+    dst_port: u16,
+    method: String,
+    status: String,
+    /// Via values, top first (header lines and comma-separated values alike).
+    vias: Vec<String>,
+    record_route: String,
+    route: String,
+    max_forwards: String,
+}
+
+#[test]
+fn a_capture_shows_via_record_route_and_max_forwards_as_rfc_3261_asks() {
+    let _g = serial();
+    let dir = TestDir::new("tshark");
+    let backend = free_port();
+    let _uas = sipp_uas(&dir, backend, "uas.xml");
+    let list = write_list(&dir, &[backend]);
+    let (lp, ap, caller) = (free_port(), free_port(), free_port());
+    let cfg = config_file(&dir, lp, ap, &list, "[probing]\nenabled = false\n");
+    let lb = SipLb::start_config(
+        &dir,
+        &cfg,
+        format!("127.0.0.1:{lp}").parse().unwrap(),
+        format!("127.0.0.1:{ap}").parse().unwrap(),
+    );
+    // Capture the caller's, the balancer's and the backend's ports on loopback; the
+    // balancer's own socket towards the backend has an ephemeral port, its traffic is
+    // seen through the backend's port.
+    let pcap = dir.path("call.pcapng");
+    let mut ts = std::process::Command::new("tshark");
+    ts.args(["-i", "lo", "-f"])
+        .arg(format!(
+            "udp port {lp} or udp port {backend} or udp port {caller}"
+        ))
+        .arg("-w")
+        .arg(&pcap);
+    let mut tshark = spawn_proc("tshark", ts, &dir);
+    assert!(
+        wait_until(Duration::from_secs(10), || tshark
+            .log_text()
+            .contains("Capturing on")),
+        "tshark did not start:\n{}",
+        tshark.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let r = sipp_uac(
+        &dir,
+        lb.addr,
+        "uac.xml",
+        1,
+        1,
+        "u1",
+        &["-p", &caller.to_string()],
+        Duration::from_secs(20),
+    );
+    assert_eq!((r.successful, r.failed), (1, 0), "{}", r.log);
+    std::thread::sleep(Duration::from_millis(500));
+    tshark.signal(libc::SIGINT);
+    assert!(tshark.wait_timeout(Duration::from_secs(10)).is_some());
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args([
+            "-Y",
+            "sip",
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-E",
+            "aggregator=~",
+        ])
+        .args([
+            "-e",
+            "udp.srcport",
+            "-e",
+            "udp.dstport",
+            "-e",
+            "sip.Method",
+            "-e",
+            "sip.Status-Code",
+        ])
+        .args([
+            "-e",
+            "sip.Via",
+            "-e",
+            "sip.Record-Route",
+            "-e",
+            "sip.Route",
+            "-e",
+            "sip.Max-Forwards",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let msgs: Vec<Captured> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            Captured {
+                src_port: f[0].parse().unwrap_or(0),
+                dst_port: f[1].parse().unwrap_or(0),
+                method: f[2].to_string(),
+                status: f[3].to_string(),
+                vias: f[4]
+                    .split('~')
+                    .flat_map(|v| v.split(", "))
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                record_route: f[5].to_string(),
+                route: f[6].to_string(),
+                max_forwards: f[7].to_string(),
+            }
+        })
+        .collect();
+    let find = |pred: &dyn Fn(&Captured) -> bool, what: &str| -> &Captured {
+        msgs.iter()
+            .find(|m| pred(m))
+            .unwrap_or_else(|| panic!("no {what} in\n{text}"))
+    };
+    let ours = format!("127.0.0.1:{lp}");
+    let caller_via = format!("SIP/2.0/UDP 127.0.0.1:{caller};");
+
+    // The INVITE from the caller, and as forwarded to the backend (§16.6).
+    let inv_in = find(
+        &|m| m.method == "INVITE" && m.dst_port == lp,
+        "INVITE to sip-lb",
+    );
+    assert_eq!(inv_in.max_forwards, "70");
+    assert_eq!(inv_in.vias.len(), 1);
+    let inv_out = find(
+        &|m| m.method == "INVITE" && m.dst_port == backend,
+        "INVITE to the backend",
+    );
+    // Max-Forwards decremented (step 3).
+    assert_eq!(inv_out.max_forwards, "69", "{inv_out:?}");
+    // Our Via on top with an RFC 3261 branch (step 8); the caller's below it, with
+    // rport filled in and received (RFC 3581 §4, §18.2.1).
+    assert_eq!(inv_out.vias.len(), 2, "{inv_out:?}");
+    assert!(
+        inv_out.vias[0].starts_with("SIP/2.0/UDP 127.0.0.1:"),
+        "{inv_out:?}"
+    );
+    assert!(inv_out.vias[0].contains(";branch=z9hG4bK"), "{inv_out:?}");
+    assert!(inv_out.vias[1].starts_with(&caller_via), "{inv_out:?}");
+    assert!(
+        inv_out.vias[1].contains(&format!(";rport={caller}"))
+            && inv_out.vias[1].contains(";received=127.0.0.1"),
+        "{inv_out:?}"
+    );
+    // Our Record-Route, a loose router (step 4), naming the listener the caller used.
+    assert!(
+        inv_out
+            .record_route
+            .starts_with(&format!("<sip:{ours};lr;")),
+        "{inv_out:?}"
+    );
+
+    // Our own 100 Trying tells the caller its address (RFC 3581 §4).
+    let trying = find(&|m| m.status == "100" && m.dst_port == caller, "100 Trying");
+    assert_eq!(
+        trying.vias,
+        vec![inv_out.vias[1].clone()],
+        "the 100 carries the Via as forwarded: {trying:?}"
+    );
+
+    // Responses to the caller: our Via removed (§16.7 step 3), the Record-Route kept.
+    for code in ["180", "200"] {
+        let back = find(
+            &|m| m.status == code && m.dst_port == caller,
+            "response to the caller",
+        );
+        assert_eq!(back.vias.len(), 1, "{back:?}");
+        assert!(back.vias[0].starts_with(&caller_via), "{back:?}");
+        assert_eq!(back.record_route, inv_out.record_route, "{back:?}");
+        let from_backend = find(
+            &|m| m.status == code && m.src_port == backend,
+            "response from the backend",
+        );
+        assert_eq!(from_backend.vias.len(), 2, "{from_backend:?}");
+    }
+
+    // ACK and BYE: sent by the caller along the route set, our Route popped on the way
+    // to the backend (§16.4 loose routing), Max-Forwards decremented again.
+    for method in ["ACK", "BYE"] {
+        let m_in = find(
+            &|m| m.method == method && m.dst_port == lp,
+            "in-dialog request to sip-lb",
+        );
+        assert_eq!(m_in.route, inv_out.record_route, "{m_in:?}");
+        let m_out = find(
+            &|m| m.method == method && m.dst_port == backend,
+            "in-dialog request to the backend",
+        );
+        assert!(m_out.route.is_empty(), "{m_out:?}");
+        assert_eq!(m_out.max_forwards, "69", "{m_out:?}");
+        assert_eq!(m_out.vias.len(), 2, "{m_out:?}");
+    }
+}

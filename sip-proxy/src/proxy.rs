@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use sip_core::builder::{OptionsProbe, ResponseBuilder, ViaParts};
+use sip_core::builder::{OptionsProbe, ResponseBuilder, ViaParts, write_ip};
 use sip_core::editor::Editor;
 use sip_core::scan::CommaSplit;
 use sip_core::uri::{Host, Uri};
@@ -394,7 +394,7 @@ impl Proxy {
         if req.method() == Some(Method::Ack) {
             return;
         }
-        let bytes = self.build_reply(req, code, reason, retry_after, extra);
+        let bytes = self.build_reply(req, origin.source, code, reason, retry_after, extra);
         if code >= 300 {
             self.stats.rejected += 1;
             self.events.push_back(Event::Rejected {
@@ -410,6 +410,7 @@ impl Proxy {
     fn build_reply(
         &self,
         req: &Message,
+        source: SocketAddr,
         code: u16,
         reason: &str,
         retry_after: Option<u32>,
@@ -428,6 +429,7 @@ impl Proxy {
         .encode();
         let tag = &tag.as_bytes()[crate::branch::PREFIX.len()..];
         let mut b = ResponseBuilder::new(req, code, reason)
+            .source(source)
             .to_tag(tag)
             .header(b"Server", self.cfg.user_agent.as_bytes());
         for (n, v) in extra {
@@ -1177,7 +1179,7 @@ impl Proxy {
         if invite {
             let trying = {
                 let st = self.servers.get(i, g).expect("just inserted");
-                self.build_reply(&st.request, 100, "Trying", None, &[])
+                self.build_reply(&st.request, st.origin.source, 100, "Trying", None, &[])
             };
             self.count_local_reply(100);
             let st = self.servers.get_mut(i, g).expect("just inserted");
@@ -1227,7 +1229,7 @@ impl Proxy {
         let Some(st) = self.servers.get(id.0, id.1) else {
             return;
         };
-        let bytes = self.build_reply(&st.request, code, reason, None, &[]);
+        let bytes = self.build_reply(&st.request, st.origin.source, code, reason, None, &[]);
         let origin = st.origin;
         self.count_local_reply(code);
         if let Some(st) = self.servers.get_mut(id.0, id.1) {
@@ -1520,7 +1522,7 @@ impl Proxy {
             return;
         }
         let ra = retry_after.then_some(self.cfg.failover.retry_after);
-        let bytes = self.build_reply(&st.request, code, reason, ra, &[]);
+        let bytes = self.build_reply(&st.request, st.origin.source, code, reason, ra, &[]);
         let origin = st.origin;
         self.stats.rejected += 1;
         self.count_local_reply(code);
@@ -2199,31 +2201,6 @@ fn write_rr(out: &mut Scratch, ep: &LocalEndpoint, host: &str, cookie: &[u8]) {
 }
 
 /// Writes an IP address as text (IPv4 without `fmt`), returning its length.
-fn write_ip(ip: IpAddr, out: &mut [u8; 48]) -> usize {
-    match ip {
-        IpAddr::V4(a) => {
-            let mut n = 0;
-            for (i, o) in a.octets().iter().enumerate() {
-                if i > 0 {
-                    out[n] = b'.';
-                    n += 1;
-                }
-                let mut b = itoa::Buffer::new();
-                let d = b.format(*o).as_bytes();
-                out[n..n + d.len()].copy_from_slice(d);
-                n += d.len();
-            }
-            n
-        }
-        IpAddr::V6(a) => {
-            use std::io::Write;
-            let mut cur = std::io::Cursor::new(&mut out[..]);
-            let _ = write!(cur, "{a}");
-            cur.position() as usize
-        }
-    }
-}
-
 /// Removes the first `n` Route values of the request (across header lines).
 fn remove_route_values(
     req: &Message,

@@ -127,6 +127,11 @@ impl Drop for TestDir {
     }
 }
 
+/// Starts any program for a test, its output in `<name>.log` in the test directory.
+pub fn spawn_proc(name: &str, cmd: Command, dir: &TestDir) -> Proc {
+    spawn(name, cmd, dir)
+}
+
 fn spawn(name: &str, mut cmd: Command, dir: &TestDir) -> Proc {
     let log = dir.path(&format!("{name}.log"));
     let f = std::fs::File::create(&log).unwrap();
@@ -137,7 +142,7 @@ fn spawn(name: &str, mut cmd: Command, dir: &TestDir) -> Proc {
         .current_dir(&dir.0)
         .spawn()
         .unwrap_or_else(|e| {
-            panic!("cannot start {name}: {e} (is sipp installed? scripts/test.sh installs it)")
+            panic!("cannot start {name}: {e} (scripts/test.sh installs sipp, tshark and socat)")
         });
     Proc {
         child,
@@ -499,4 +504,51 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     f()
+}
+
+/// A sipp backend running `scenario_file` with `-trace_msg`, so that every message it
+/// receives can be read back with [`traced_requests`].
+pub fn sipp_traced(dir: &TestDir, port: u16, scenario_file: &str) -> Proc {
+    let mut c = Command::new("sipp");
+    c.arg("-sf")
+        .arg(scenario(scenario_file))
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-trace_msg", "-nostdin", "-timeout", "120s"]);
+    let p = spawn(&format!("traced-{port}"), c, dir);
+    std::thread::sleep(Duration::from_millis(200));
+    p
+}
+
+/// The requests a traced sipp received, in order: `(method, Call-ID)`, retransmissions
+/// included (each datagram once).
+pub fn traced_requests(dir: &TestDir, p: &Proc, scenario_file: &str) -> Vec<(String, String)> {
+    let stem = scenario_file.trim_end_matches(".xml");
+    let log = dir.path(&format!("{stem}_{}_messages.log", p.pid()));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let mut out = Vec::new();
+    // Each received datagram is logged once as "UDP message received [n] bytes :"
+    // (sipp logs an unexpected one a second time under another title).
+    for block in text.split("-----------------------------------------------") {
+        let Some(body) = block
+            .split_once("message received [")
+            .map(|(_, rest)| rest.split_once('\n').map_or("", |x| x.1))
+        else {
+            continue;
+        };
+        let mut lines = body.lines().map(str::trim).filter(|l| !l.is_empty());
+        let Some(first) = lines.next() else { continue };
+        if first.starts_with("SIP/2.0") {
+            continue;
+        }
+        let method = first.split(' ').next().unwrap_or("").to_string();
+        let call_id = lines
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                (name.eq_ignore_ascii_case("call-id") || name == "i")
+                    .then(|| value.trim().to_string())
+            })
+            .unwrap_or_default();
+        out.push((method, call_id));
+    }
+    out
 }
