@@ -2,7 +2,7 @@
 # The whole test suite of sip-lb: what README.md calls "run the tests", and what CI runs.
 #
 # Installs what the end-to-end tests need when it is missing (Debian/Ubuntu packages:
-# sip-tester for `sipp`, tshark, socat), then runs every
+# sip-tester for `sipp`, tshark, socat, chromium), then runs every
 # unit, property, integration, end-to-end and doc test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,8 @@ need_pkgs=()
 command -v sipp >/dev/null 2>&1 || need_pkgs+=(sip-tester)
 command -v tshark >/dev/null 2>&1 || need_pkgs+=(tshark)
 command -v socat >/dev/null 2>&1 || need_pkgs+=(socat)
+# The admin status page is checked in headless Chromium.
+{ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } || need_pkgs+=(chromium)
 
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
