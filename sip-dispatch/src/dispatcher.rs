@@ -459,10 +459,35 @@ fn hrw_bits(key_hash: u64, uri_hash: u64) -> u64 {
     xxh3_64_with_seed(&key_hash.to_le_bytes(), uri_hash)
 }
 
-/// A uniform number in (0, 1) from 53 bits of `x`.
+/// A uniform number in (0, 1) from the top 52 bits of `x` (the midpoint of one of 2^52
+/// equal steps, exactly representable, so never 0 nor 1).
 #[inline]
 fn unit(x: u64) -> f64 {
-    ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    ((x >> 12) as f64 + 0.5) / (1u64 << 52) as f64
+}
+
+/// `-ln(unit(bits))`, the denominator of a weighted rendezvous score, computed from IEEE
+/// 754 additions, multiplications and one division only (no libm), so that every
+/// platform gives the same bits and two instances rank destinations alike:
+/// `u = m·2^e` with `m` in [√½, √2), `ln u = e·ln 2 + 2·atanh(t)`, `t = (m − 1)/(m + 1)`,
+/// the series to `t¹¹` (relative error below 1e-10). Always positive for `u` in (0, 1).
+#[inline]
+fn neg_ln_unit(bits: u64) -> f64 {
+    const MANTISSA: u64 = (1u64 << 52) - 1;
+    let b = unit(bits).to_bits();
+    let mut e = ((b >> 52) & 0x7ff) as i64 - 1023;
+    let mut m = f64::from_bits((b & MANTISSA) | (1023u64 << 52));
+    if m > std::f64::consts::SQRT_2 {
+        m *= 0.5;
+        e += 1;
+    }
+    let t = (m - 1.0) / (m + 1.0);
+    let t2 = t * t;
+    let atanh2 = t
+        * (2.0
+            + t2 * (2.0 / 3.0
+                + t2 * (2.0 / 5.0 + t2 * (2.0 / 7.0 + t2 * (2.0 / 9.0 + t2 * (2.0 / 11.0))))));
+    -(e as f64 * std::f64::consts::LN_2 + atanh2)
 }
 
 /// A fast per-thread pseudo-random number (splitmix64, seeded from the standard
@@ -485,11 +510,34 @@ fn rand_u64() -> u64 {
 
 type Scored = SmallVec<[(f64, usize); 64]>;
 
+/// Up to this many best destinations are found by one pass instead of a partial sort.
+const TOP_K: usize = 4;
+
 /// Sorts best first (higher score; ties by index), only as far as `limit` needs.
 fn order_desc(scored: &mut Scored, limit: usize) {
     let cmp = |a: &(f64, usize), b: &(f64, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
     if limit < scored.len() {
         if limit == 0 {
+            return;
+        }
+        if limit <= TOP_K {
+            // The few best in one pass (the proxy asks for a first choice and one or two
+            // alternates): no sort of the whole set.
+            let mut top = [(f64::NEG_INFINITY, usize::MAX); TOP_K];
+            let mut n = 0;
+            for &x in scored.iter() {
+                if n == limit && cmp(&x, &top[n - 1]) != std::cmp::Ordering::Less {
+                    continue;
+                }
+                let mut j = if n < limit { n } else { limit - 1 };
+                while j > 0 && cmp(&x, &top[j - 1]) == std::cmp::Ordering::Less {
+                    top[j] = top[j - 1];
+                    j -= 1;
+                }
+                top[j] = x;
+                n = (n + 1).min(limit);
+            }
+            scored[..limit].copy_from_slice(&top[..limit]);
             return;
         }
         scored.select_nth_unstable_by(limit - 1, cmp);
@@ -584,7 +632,7 @@ impl Ctx<'_> {
             let score = if self.s.uniform_weight {
                 bits as f64
             } else {
-                -f64::from(m.weight) / unit(bits).ln()
+                f64::from(m.weight) / neg_ln_unit(bits)
             };
             scored.push((score, i));
         }
@@ -1036,5 +1084,61 @@ impl Dispatcher {
             .iter()
             .find(|d| d.uri() == uri)
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{neg_ln_unit, unit};
+
+    #[test]
+    fn the_rendezvous_logarithm_matches_libm_and_stays_positive() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut worst = 0f64;
+        let extremes = [
+            0u64,
+            1,
+            1 << 11,
+            u64::MAX,
+            u64::MAX - (1 << 11),
+            1 << 63,
+            (1 << 63) - 1,
+        ];
+        for i in 0..200_000u64 {
+            let bits = if (i as usize) < extremes.len() {
+                extremes[i as usize]
+            } else {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                // Every binade: shift the top bits away now and then.
+                x >> (i % 60)
+            };
+            let ours = neg_ln_unit(bits);
+            let libm = -unit(bits).ln();
+            assert!(ours > 0.0, "bits {bits:#x}");
+            worst = worst.max(((ours - libm) / libm).abs());
+        }
+        assert!(worst < 1e-10, "worst relative error {worst}");
+    }
+
+    #[test]
+    fn the_rendezvous_logarithm_is_pinned() {
+        // The same bits on every platform: these values decide which destination a key
+        // goes to, across instances and restarts.
+        for (bits, want) in [
+            (0u64, 0x40425e4f7b2737fau64),
+            (u64::MAX, 0x3ca0000000000000),
+            (1 << 63, 0x3fe62e42fefa39ed),
+            (0x0123_4567_89ab_cdef, 0x4015aa16394d4834),
+        ] {
+            let got = neg_ln_unit(bits);
+            assert_eq!(
+                got.to_bits(),
+                want,
+                "bits {bits:#x}: {got} = {:#x}",
+                got.to_bits()
+            );
+        }
     }
 }

@@ -40,8 +40,9 @@
 //! the key is hashed with xxh3-64 and the fixed seed [`HASH_SEED`]; each destination
 //! scores `xxh3_64(key_hash as 8 little-endian bytes, seed = xxh3_64(uri, HASH_SEED))`,
 //! and the highest score wins, the others follow in score order. With unequal `weight`s
-//! the score is `-weight / ln(u)` (`u` = the score's top 53 bits as a number in (0, 1)),
-//! so a destination's share is proportional to its weight. The same key reaches the same
+//! the score is `-weight / ln(u)` (`u` = the score's top 52 bits as a number in (0, 1),
+//! `ln` computed by the crate itself from IEEE 754 arithmetic alone, so that every
+//! platform ranks alike), so a destination's share is proportional to its weight. The same key reaches the same
 //! destination across restarts and instances, and a destination that fails or is removed
 //! moves only its own keys. Kamailio takes the hash modulo the set size instead, which
 //! moves most keys when the set changes. For 1-3 the key is, as in Kamailio, the URI's
