@@ -5,6 +5,11 @@
 //! on a small I/O runtime and deliver to the workers by connection; a response that reaches
 //! the wrong worker is handed to the one its branch names. Timers, graceful drain on
 //! shutdown, live statistics.
+//!
+//! A worker is a plain thread, not an async task: per wake-up one `poll(2)` over its
+//! sockets and a [`Waker`], then one batched receive on each socket that is readable (and
+//! none on the others), the proxy core, one batched send per socket. No receive ever
+//! returns `EAGAIN` just to re-arm readiness.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,11 +21,33 @@ use std::time::{Duration, Instant};
 use sip_core::Transport;
 use sip_dispatch::Dispatcher;
 use sip_proxy::{CallTable, Event, LocalEndpoint, Origin, Proxy, ProxyConfig, ProxyStats};
+use sip_transport::poll::{Poller, Waker};
 use sip_transport::{
-    AsyncUdpSocket, ConnectionId, Incoming, IncomingSink, Outgoing, RecvBatch, StreamConfig,
-    StreamSender, StreamTransport, UdpConfig, UdpSocket,
+    ConnectionId, Incoming, IncomingSink, Outgoing, RecvBatch, StreamConfig, StreamSender,
+    StreamTransport, UdpConfig, UdpSocket,
 };
-use tokio::sync::{Notify, mpsc};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use tokio::sync::mpsc;
+
+/// Messages a worker's inbox holds (stream messages, responses handed over by another
+/// worker) before senders wait.
+const INBOX: usize = 4096;
+
+/// A worker's inbox: the channel and the waker that interrupts its `poll`.
+#[derive(Clone, Debug)]
+struct Inbox {
+    tx: SyncSender<Incoming>,
+    waker: Arc<Waker>,
+}
+
+impl Inbox {
+    /// Hands `i` to the worker; false when its inbox is full (the message is dropped).
+    fn try_send(&self, i: Incoming) -> bool {
+        let ok = !matches!(self.tx.try_send(i), Err(TrySendError::Full(_)));
+        self.waker.wake();
+        ok
+    }
+}
 
 /// What the runtime needs to start.
 #[derive(Clone, Debug)]
@@ -116,7 +143,7 @@ fn add_stats(t: &mut ProxyStats, s: &ProxyStats) {
 pub struct Runtime {
     handles: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
-    wake: Vec<Arc<Notify>>,
+    wake: Vec<Arc<Waker>>,
     /// Shared state.
     pub shared: Arc<Shared>,
     udp_addrs: Vec<SocketAddr>,
@@ -150,9 +177,21 @@ impl Runtime {
             .collect::<io::Result<_>>()?;
         let udp_bound: Vec<SocketAddr> = per_addr.iter().map(|v| v[0].local_addr()).collect();
 
-        // Stream transports on their own small multi-threaded runtime.
-        let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers)
-            .map(|_| mpsc::channel::<Incoming>(4096))
+        // Each worker's inbox, and the stream transport's channel to each (stream
+        // transports run on their own small multi-threaded runtime; a forwarding task per
+        // worker moves their messages to the inbox and wakes the worker).
+        let mut inboxes = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..workers {
+            let (tx, rx) = sync_channel::<Incoming>(INBOX);
+            inboxes.push(Inbox {
+                tx,
+                waker: Arc::new(Waker::new()?),
+            });
+            receivers.push(rx);
+        }
+        let (senders, stream_rx): (Vec<_>, Vec<_>) = (0..workers)
+            .map(|_| mpsc::channel::<Incoming>(INBOX))
             .unzip();
         let streams: Vec<(Transport, SocketAddr)> = spec
             .listeners
@@ -178,6 +217,15 @@ impl Runtime {
             stream_bound.push((*t, bound));
         }
         let sender = stream.sender();
+        for (mut rx, inbox) in stream_rx.into_iter().zip(inboxes.iter().cloned()) {
+            io_rt.spawn(async move {
+                while let Some(i) = rx.recv().await {
+                    if !inbox.try_send(i) {
+                        tracing::debug!("worker inbox full: stream message dropped");
+                    }
+                }
+            });
+        }
 
         let calls = Arc::new(CallTable::new());
         let shared = Arc::new(Shared {
@@ -190,7 +238,7 @@ impl Runtime {
         });
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::new();
-        let mut wake = Vec::new();
+        let wake: Vec<Arc<Waker>> = inboxes.iter().map(|i| i.waker.clone()).collect();
         for (w, inbox) in receivers.into_iter().enumerate() {
             let listeners: Vec<UdpSocket> = per_addr.iter_mut().map(|v| v.remove(0)).collect();
             let private = UdpSocket::bind_ephemeral(main_addr.ip(), &ucfg)?;
@@ -218,27 +266,19 @@ impl Runtime {
                 cfg.probing = None;
             }
             let proxy = Proxy::new(cfg, dispatcher.clone(), calls.clone());
-            let notify = Arc::new(Notify::new());
-            wake.push(notify.clone());
             let ctx = WorkerCtx {
                 worker: w,
                 stop: stop.clone(),
-                notify,
+                waker: inboxes[w].waker.clone(),
                 shared: shared.clone(),
                 drain: spec.drain,
                 sender: sender.clone(),
-                peers: senders.clone(),
+                peers: inboxes.clone(),
                 linger: spec.linger,
             };
             let h = std::thread::Builder::new()
                 .name(format!("sip-lb-worker-{w}"))
-                .spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("a current-thread runtime");
-                    rt.block_on(worker_loop(ctx, proxy, listeners, private, inbox));
-                })?;
+                .spawn(move || worker_loop(ctx, proxy, listeners, private, inbox))?;
             handles.push(h);
         }
         Ok(Runtime {
@@ -267,7 +307,7 @@ impl Runtime {
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::SeqCst);
         for w in &self.wake {
-            w.notify_one();
+            w.wake();
         }
     }
 
@@ -291,11 +331,11 @@ const TIMER_GRID_MS: u64 = 10;
 struct WorkerCtx {
     worker: usize,
     stop: Arc<AtomicBool>,
-    notify: Arc<Notify>,
+    waker: Arc<Waker>,
     shared: Arc<Shared>,
     drain: Duration,
     sender: StreamSender,
-    peers: Vec<mpsc::Sender<Incoming>>,
+    peers: Vec<Inbox>,
     linger: Duration,
 }
 
@@ -319,36 +359,34 @@ fn owner_elsewhere(bytes: &bytes::Bytes, me: usize) -> Option<usize> {
     (w != me).then_some(w)
 }
 
-async fn worker_loop(
+fn worker_loop(
     ctx: WorkerCtx,
     mut proxy: Proxy,
     listeners: Vec<UdpSocket>,
     private: UdpSocket,
-    mut inbox: mpsc::Receiver<Incoming>,
+    inbox: Receiver<Incoming>,
 ) {
     let worker = ctx.worker;
-    let listeners: Vec<AsyncUdpSocket> = listeners
-        .into_iter()
-        .filter_map(|s| s.into_async().ok())
-        .collect();
-    let Ok(private) = private.into_async() else {
-        tracing::error!(worker, "cannot register the private socket");
-        return;
-    };
     let private_addr = private.local_addr();
-    let mut batch_l = RecvBatch::new(32, 65535);
-    let mut batch_p = RecvBatch::new(32, 65535);
+    let mut poller = Poller::new();
+    let listener_ix: Vec<usize> = listeners.iter().map(|l| poller.add(l)).collect();
+    let private_ix = poller.add(&private);
+    let waker_ix = poller.add(&*ctx.waker);
+    let mut batch = RecvBatch::new(32, 65535);
     let mut out_udp: Vec<(usize, Outgoing)> = Vec::new();
     let mut send_buf: Vec<Outgoing> = Vec::new();
     proxy.start(Instant::now());
     let mut last_publish = Instant::now();
     let mut draining_since: Option<Instant> = None;
     let epoch = Instant::now();
-    let main = &listeners[0];
     loop {
         if ctx.stop.load(Ordering::Relaxed) && draining_since.is_none() {
             draining_since = Some(Instant::now());
             tracing::debug!(worker, "draining");
+            // Stop receiving new requests: the listeners are no longer waited on.
+            for &ix in &listener_ix {
+                poller.set_enabled(ix, false);
+            }
         }
         if let Some(since) = draining_since {
             let (s, c) = proxy.transaction_count();
@@ -376,38 +414,30 @@ async fn worker_loop(
             .min(now + Duration::from_millis(100));
         let since = deadline.saturating_duration_since(epoch).as_millis() as u64;
         let deadline = epoch + Duration::from_millis(since.div_ceil(TIMER_GRID_MS) * TIMER_GRID_MS);
-        let sleep = tokio::time::sleep_until(deadline.into());
+        if let Err(e) = poller.wait(Some(deadline.saturating_duration_since(now))) {
+            tracing::error!(worker, error = %e, "poll failed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let accepting = draining_since.is_none();
-        tokio::select! {
-            r = main.recv_batch(&mut batch_l), if accepting => {
-                if r.is_ok() {
-                    let now = Instant::now();
-                    for i in batch_l.drain() {
-                        proxy.handle_datagram(now, origin_of(&i), i.bytes);
+        for (k, l) in listeners.iter().enumerate() {
+            if accepting && poller.is_readable(listener_ix[k]) {
+                receive(l, &mut batch, &mut proxy);
+            }
+        }
+        if poller.is_readable(private_ix) {
+            receive(&private, &mut batch, &mut proxy);
+        }
+        if poller.is_readable(waker_ix) {
+            ctx.waker.reset();
+            while let Ok(i) = inbox.try_recv() {
+                if let Some(w) = owner_elsewhere(&i.bytes, worker) {
+                    if let Some(p) = ctx.peers.get(w) {
+                        p.try_send(i);
                     }
+                } else if accepting || i.bytes.starts_with(b"SIP/2.0 ") {
+                    proxy.handle_datagram(Instant::now(), origin_of(&i), i.bytes);
                 }
             }
-            r = private.recv_batch(&mut batch_p) => {
-                if r.is_ok() {
-                    let now = Instant::now();
-                    for i in batch_p.drain() {
-                        proxy.handle_datagram(now, origin_of(&i), i.bytes);
-                    }
-                }
-            }
-            m = inbox.recv() => {
-                if let Some(i) = m {
-                    if let Some(w) = owner_elsewhere(&i.bytes, worker) {
-                        if let Some(p) = ctx.peers.get(w) {
-                            let _ = p.try_send(i);
-                        }
-                    } else if accepting || i.bytes.starts_with(b"SIP/2.0 ") {
-                        proxy.handle_datagram(Instant::now(), origin_of(&i), i.bytes);
-                    }
-                }
-            }
-            _ = sleep => {}
-            _ = ctx.notify.notified() => {}
         }
         proxy.handle_timeout(Instant::now());
         // Everything to send, batched per UDP socket.
@@ -451,7 +481,7 @@ async fn worker_loop(
                 } else {
                     &listeners[target]
                 };
-                if let Err(e) = sock.send_batch(&send_buf).await {
+                if let Err(e) = sock.send_batch(&send_buf) {
                     tracing::debug!(worker, error = %e, "UDP send failed");
                 }
             }
@@ -468,6 +498,27 @@ async fn worker_loop(
         // own; waiting a fraction of a millisecond lets the next recvmmsg take several.
         if !ctx.linger.is_zero() && draining_since.is_none() {
             std::thread::sleep(ctx.linger);
+        }
+    }
+}
+
+/// What a readable socket holds: batches until one comes back short (a datagram that
+/// arrives later makes the socket readable again for the next `poll`).
+fn receive(sock: &UdpSocket, batch: &mut RecvBatch, proxy: &mut Proxy) {
+    loop {
+        let n = match sock.try_recv_batch(batch) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(error = %e, "UDP receive failed");
+                return;
+            }
+        };
+        let now = Instant::now();
+        for i in batch.drain() {
+            proxy.handle_datagram(now, origin_of(&i), i.bytes);
+        }
+        if n < batch.batch_size() {
+            return;
         }
     }
 }

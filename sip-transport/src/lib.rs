@@ -84,6 +84,8 @@ use bytes::Bytes;
 pub use sip_core::Transport;
 
 pub mod error;
+#[cfg(unix)]
+pub mod poll;
 pub mod stream;
 pub mod tls;
 pub mod udp;

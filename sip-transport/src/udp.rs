@@ -230,6 +230,24 @@ impl UdpSocket {
         }
     }
 
+    /// Receives the datagrams already queued, up to the batch size, in one system call,
+    /// without waiting (for a thread that learnt from [`crate::poll::Poller`] that the
+    /// socket is readable). `Ok(0)` when none is queued.
+    #[cfg(unix)]
+    pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        match self.recv_inner(batch, true) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(0)
+            }
+            r => r,
+        }
+    }
+
     /// Sends the datagrams (their `transport` and `connection` fields are ignored), as many
     /// per system call as possible. A datagram the kernel refuses for its destination alone
     /// (unreachable, refused, wrong address family, too large) is dropped and the others

@@ -274,3 +274,56 @@ async fn async_batches_on_tokio() {
         .unwrap();
     assert_eq!(&batch.incoming()[0].bytes[..], b"pong");
 }
+
+#[test]
+fn a_poller_reports_only_readable_sockets_and_a_waker_interrupts_it() {
+    use sip_transport::poll::{Poller, Waker};
+    let a = UdpSocket::bind(localhost(), &cfg(100)).unwrap();
+    let b = UdpSocket::bind(localhost(), &cfg(100)).unwrap();
+    let tx = std::net::UdpSocket::bind(localhost()).unwrap();
+    let waker = std::sync::Arc::new(Waker::new().unwrap());
+    let mut p = Poller::new();
+    let (ia, ib, iw) = (p.add(&a), p.add(&b), p.add(&*waker));
+    // Nothing queued: the wait times out, nothing readable.
+    let t = Instant::now();
+    assert_eq!(p.wait(Some(Duration::from_millis(30))).unwrap(), 0);
+    assert!(t.elapsed() >= Duration::from_millis(25));
+    assert!(!p.is_readable(ia) && !p.is_readable(ib) && !p.is_readable(iw));
+    // Three datagrams to `b`: only `b` is readable, and one batch takes them all.
+    for n in 0..3 {
+        tx.send_to(&sip(n), b.local_addr()).unwrap();
+    }
+    assert_eq!(p.wait(Some(Duration::from_secs(3))).unwrap(), 1);
+    assert!(p.is_readable(ib) && !p.is_readable(ia));
+    let mut batch = RecvBatch::new(8, 65535);
+    assert_eq!(b.try_recv_batch(&mut batch).unwrap(), 3);
+    assert_eq!(
+        b.try_recv_batch(&mut batch).unwrap(),
+        0,
+        "nothing left, no error"
+    );
+    // A disabled socket is not waited on, even with a datagram queued.
+    tx.send_to(&sip(9), a.local_addr()).unwrap();
+    p.set_enabled(ia, false);
+    assert_eq!(p.wait(Some(Duration::from_millis(30))).unwrap(), 0);
+    p.set_enabled(ia, true);
+    assert_eq!(p.wait(Some(Duration::from_secs(3))).unwrap(), 1);
+    assert!(p.is_readable(ia));
+    assert_eq!(a.try_recv_batch(&mut batch).unwrap(), 1);
+    // Another thread's wake ends an unbounded wait.
+    let w = waker.clone();
+    let h = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        w.wake();
+        w.wake();
+    });
+    assert_eq!(p.wait(None).unwrap(), 1);
+    assert!(p.is_readable(iw));
+    h.join().unwrap();
+    waker.reset();
+    assert_eq!(
+        p.wait(Some(Duration::from_millis(20))).unwrap(),
+        0,
+        "reset consumed both wakes"
+    );
+}
