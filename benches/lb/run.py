@@ -180,9 +180,10 @@ def stat_int(d, key):
 
 
 class Balancer:
-    def __init__(self, name, workdir, lb_bin, list_file, children=2):
+    def __init__(self, name, workdir, lb_bin, list_file, children=2, lb_args=()):
         self.name, self.workdir, self.lb_bin, self.list_file = name, workdir, lb_bin, list_file
         self.children = children
+        self.lb_args = list(lb_args)
         self.proc = None
 
     def start(self):
@@ -192,7 +193,7 @@ class Balancer:
                     "--set", "1", "--algorithm", "4", "--admin", "127.0.0.1:0", "--log-level", "warn"]
             if self.name == "sip-lb-stateless":
                 args.append("--stateless")
-            self.proc = spawn(args, log)
+            self.proc = spawn(args + self.lb_args, log)
         else:
             mode = "stateless" if "stateless" in self.name else "stateful"
             mpath = next((m for m in MPATH_CANDIDATES if os.path.isdir(m)), MPATH_CANDIDATES[0])
@@ -285,6 +286,7 @@ def main():
     ap.add_argument("--balancers", default="sip-lb,sip-lb-stateless,kamailio,kamailio-stateless")
     ap.add_argument("--kamailio-children", default="2,4")
     ap.add_argument("--no-build", action="store_true", help="use the sip-lb binary as it is")
+    ap.add_argument("--lb-args", default="", help="extra sip-lb options, e.g. \"--workers 1\"")
     ap.add_argument("--lb-bin", default=os.path.join(ROOT, "target", "release", "sip-lb"),
                     help="the sip-lb binary (default: target/release/sip-lb, built first)")
     a = ap.parse_args()
@@ -321,7 +323,7 @@ def main():
         for rep in range(a.reps):
             for n, k in variants:
                 label = n if not k else f"{n}-{k}w"
-                bal = Balancer(n, workdir, lb_bin, list_file, k or 2)
+                bal = Balancer(n, workdir, lb_bin, list_file, k or 2, a.lb_args.split())
                 bal.start()
                 time.sleep(1)
                 r = one_run(bal, workdir, a.rate, a.calls, f"{label}-{rep}")
@@ -332,15 +334,15 @@ def main():
         # (2) sweep: highest rate with < 0.5 % failed and >= 95 % of the target rate.
         # Fresh backends for every balancer, so no run inherits another's backlog.
         sweep = {}
-        for n, k in variants:
+        for n, k in (variants if a.sweep.strip() else []):
             for p in backends:
                 stop(p)
             time.sleep(1)
             backends = start_backends(workdir)
             label = n if not k else f"{n}-{k}w"
             best = 0
-            for rate in [int(x) for x in a.sweep.split(",")]:
-                bal = Balancer(n, workdir, lb_bin, list_file, k or 2)
+            for rate in [int(x) for x in a.sweep.split(",") if x.strip()]:
+                bal = Balancer(n, workdir, lb_bin, list_file, k or 2, a.lb_args.split())
                 bal.start()
                 time.sleep(1)
                 calls = max(rate * (3 if a.quick else 8), 2000)

@@ -254,17 +254,32 @@ pub(crate) fn host(s: &[u8]) -> Option<(Host<'_>, usize)> {
     if name[last_label].is_ascii_digit() {
         return ipv4(name).map(|a| (Host::V4(a), n));
     }
-    if name[0] == b'.' || name[0] == b'-' {
+    if name[0] == b'.' || name[0] == b'-' || has_dot_dot(name) {
         return None;
     }
-    let mut prev = 0u8;
-    for &b in name {
-        if b == b'.' && prev == b'.' {
-            return None;
-        }
-        prev = b;
-    }
     Some((Host::Domain(name), n))
+}
+
+/// True when `name` (host characters only) holds `..`: eight bytes at a time, the words
+/// overlapping by one byte so that every adjacent pair lies inside one of them. (For host
+/// characters `eq_mask` flags exactly the dots: its false positives are bytes equal to
+/// `.` + 1 = `/` right after a dot, which a host name cannot hold.)
+#[inline]
+fn has_dot_dot(name: &[u8]) -> bool {
+    let mut at = 0;
+    loop {
+        let mut w = [0u8; 8];
+        let end = (at + 8).min(name.len());
+        w[..end - at].copy_from_slice(&name[at..end]);
+        let m = eq_mask(u64::from_le_bytes(w), b'.');
+        if m & (m >> 8) != 0 {
+            return true;
+        }
+        if end == name.len() {
+            return false;
+        }
+        at += 7;
+    }
 }
 
 /// Dotted-quad IPv4: four parts of 1 to 3 digits, each at most 255.
@@ -298,4 +313,55 @@ pub(crate) fn ipv4(s: &[u8]) -> Option<Ipv4Addr> {
     }
     o[3] = v as u8;
     Some(Ipv4Addr::from(o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_dot_is_found_wherever_it_is() {
+        // Every string of up to 10 bytes over a host alphabet, against a plain search.
+        let alphabet = [b'a', b'.', b'-', b'9'];
+        for len in 1..=10usize {
+            for mut code in 0..alphabet.len().pow(len as u32) {
+                let mut s = Vec::with_capacity(len);
+                for _ in 0..len {
+                    s.push(alphabet[code % alphabet.len()]);
+                    code /= alphabet.len();
+                }
+                let want = s.windows(2).any(|w| w == b"..");
+                assert_eq!(has_dot_dot(&s), want, "{}", String::from_utf8_lossy(&s));
+            }
+        }
+        // Longer names: a pair at every position, across every word boundary.
+        for len in 2..40 {
+            for at in 0..len - 1 {
+                let mut s = vec![b'x'; len];
+                s[at] = b'.';
+                s[at + 1] = b'.';
+                assert!(has_dot_dot(&s), "len {len} at {at}");
+                s[at + 1] = b'y';
+                assert!(!has_dot_dot(&s), "len {len} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn ipv4_as_the_grammar_has_it() {
+        assert_eq!(ipv4(b"192.0.2.1"), Some(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(ipv4(b"010.0.0.255"), Some(Ipv4Addr::new(10, 0, 0, 255)));
+        for bad in [
+            &b"256.0.0.1"[..],
+            b"1.2.3",
+            b"1.2.3.4.5",
+            b"1..2.3",
+            b"1.2.3.",
+            b"1.2.3.4a",
+            b"",
+            b"1234.1.1.1",
+        ] {
+            assert_eq!(ipv4(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
 }

@@ -207,12 +207,23 @@ impl Message {
     /// error) is handled by the reference parser, which knows the whole grammar. Both
     /// give the same result for every input the fast path accepts.
     pub fn parse_with(buf: Bytes, opts: &ParseOptions) -> Result<Message, ParseError> {
-        match fast::parse(&buf, opts) {
-            Some(mut msg) => {
-                msg.buf = buf;
-                Ok(msg)
-            }
-            None => Message::parse_reference(buf, opts),
+        let mut msg = Message {
+            buf: Bytes::new(),
+            start: StartLine::Response {
+                code: 0,
+                reason: Span::default(),
+            },
+            headers_start: 0,
+            headers: SmallVec::new(),
+            headers_end: 0,
+            body: Span::default(),
+            ess: Essentials::default(),
+        };
+        if fast::parse_into(&buf, opts, &mut msg) {
+            msg.buf = buf;
+            Ok(msg)
+        } else {
+            Message::parse_reference(buf, opts)
         }
     }
 

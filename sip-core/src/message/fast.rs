@@ -29,20 +29,36 @@ use crate::span::Span;
 /// Parses `d` if it has the usual shape; `None` means "ask the reference parser".
 /// The returned message has an empty buffer; the caller puts the `Bytes` in.
 pub(super) fn parse(d: &[u8], opts: &ParseOptions) -> Option<Message> {
-    let limits = &opts.limits;
-    if d.len() > limits.max_message_size as usize {
-        return None;
-    }
-    let (start, headers_start) = start_line(d, opts)?;
     let mut msg = Message {
         buf: bytes::Bytes::new(),
-        start,
-        headers_start: headers_start as u32,
+        start: StartLine::Response {
+            code: 0,
+            reason: Span::default(),
+        },
+        headers_start: 0,
         headers: SmallVec::new(),
         headers_end: 0,
         body: Span::default(),
         ess: Essentials::default(),
     };
+    parse_into(d, opts, &mut msg).then_some(msg)
+}
+
+/// Parses `d` into `msg` (a fresh message with an empty buffer) if it has the usual
+/// shape; false means "ask the reference parser" (and `msg` is left half-filled).
+pub(super) fn parse_into(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> bool {
+    parse_inner(d, opts, msg).is_some()
+}
+
+#[inline(always)]
+fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
+    let limits = &opts.limits;
+    if d.len() > limits.max_message_size as usize {
+        return None;
+    }
+    let (start, headers_start) = start_line(d, opts)?;
+    msg.start = start;
+    msg.headers_start = headers_start as u32;
     let max_headers = limits.max_headers.min(u16::MAX as u32) as usize;
     let max_line = limits.max_line_length as usize;
     let mut pos = headers_start;
@@ -126,7 +142,7 @@ pub(super) fn parse(d: &[u8], opts: &ParseOptions) -> Option<Message> {
         None => available,
     };
     msg.body = Span::new(body_start, body_start + body_len);
-    Some(msg)
+    Some(())
 }
 
 /// The value between the colon at `from - 1` and the LF at `lf`, without the white space
@@ -140,7 +156,8 @@ fn trim_value(d: &[u8], from: usize, lf: usize) -> Span {
     if a < b && d[a] == b' ' {
         a += 1;
     }
-    if a < b && (is_lws(d[a]) || is_lws(d[b - 1])) {
+    // (A byte above the space is never white space: one comparison each in the usual case.)
+    if a < b && (d[a] <= b' ' || d[b - 1] <= b' ') && (is_lws(d[a]) || is_lws(d[b - 1])) {
         let (x, y) = trim_lws_range(&d[a..b]);
         b = a + y;
         a += x;
