@@ -862,6 +862,7 @@ impl Config {
             },
             supported: self.proxy.supported.clone(),
             worker: 0,
+            instance: 0,
             user_agent: concat!("sip-lb/", env!("CARGO_PKG_VERSION")).into(),
         }
     }

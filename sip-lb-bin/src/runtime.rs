@@ -245,6 +245,9 @@ impl Runtime {
             let private_addr = private.local_addr();
             let mut cfg = spec.proxy.clone();
             cfg.worker = w as u8;
+            // Branches of this run never repeat those of an earlier one (see
+            // `ProxyConfig::instance`).
+            cfg.instance = rand::random();
             cfg.listeners = udp_bound
                 .iter()
                 .map(|a| LocalEndpoint::new(Transport::Udp, *a))

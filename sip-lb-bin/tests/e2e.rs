@@ -906,3 +906,63 @@ fn a_capture_shows_via_record_route_and_max_forwards_as_rfc_3261_asks() {
         assert_eq!(m_out.vias.len(), 2, "{m_out:?}");
     }
 }
+
+#[test]
+fn a_restarted_balancer_is_not_taken_for_its_predecessor() {
+    // A backend remembers the transactions it answered for a while (sipp's timewait, a
+    // real server's 32 s): a restarted balancer whose probes and requests reused the
+    // branches and Call-IDs of its predecessor would be answered as retransmissions, or
+    // not at all, and would mark healthy backends down.
+    let _g = serial();
+    let dir = TestDir::new("restart");
+    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let _uas: Vec<Proc> = ports
+        .iter()
+        .map(|&p| sipp_uas(&dir, p, "uas.xml"))
+        .collect();
+    let list = write_list(&dir, &ports);
+    let (lp, ap) = (free_port(), free_port());
+    let cfg = config_file(
+        &dir,
+        lp,
+        ap,
+        &list,
+        "[probing]\ninterval_s = 0.3\ntimeout_s = 0.25\ninactive_threshold = 1\n",
+    );
+    let addr = format!("127.0.0.1:{lp}").parse().unwrap();
+    let admin = format!("127.0.0.1:{ap}").parse().unwrap();
+    let mut first = SipLb::start_config(&dir, &cfg, addr, admin);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        (0..2).all(|i| first.state(i) == "active"),
+        "{}",
+        first.destinations()
+    );
+    first.proc.signal(libc::SIGTERM);
+    assert_eq!(first.proc.wait_timeout(Duration::from_secs(10)), Some(0));
+    let first_log = first.proc.log_text();
+    drop(first);
+    std::fs::write(dir.path("first.log"), first_log).unwrap();
+    let second = SipLb::start_config(&dir, &cfg, addr, admin);
+    // Several probe rounds of the new process, while the backends still remember the
+    // old one's.
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = second.proc.log_text();
+    assert!(!log.contains("to: Inactive"), "{log}");
+    assert!(
+        (0..2).all(|i| second.state(i) == "active"),
+        "{}",
+        second.destinations()
+    );
+    let r = sipp_uac(
+        &dir,
+        addr,
+        "uac.xml",
+        20,
+        20,
+        "u1",
+        &[],
+        Duration::from_secs(20),
+    );
+    assert_eq!((r.successful, r.failed), (20, 0), "{}", r.log);
+}

@@ -230,6 +230,13 @@ pub struct ProxyConfig {
     /// Worker number (0-255): written into branches so a response can be steered to the
     /// worker that owns its transaction.
     pub worker: u8,
+    /// Distinguishes the branches (and the Call-IDs of probes) this process writes from
+    /// those of an earlier run: transaction branches start their sequence here. RFC 3261
+    /// §8.1.1.7 wants a branch unique across time, and a backend that still remembers a
+    /// transaction of the previous run (a restart within its 32 s) must not take a new
+    /// request for a retransmission of an old one. The runtime sets a random value per
+    /// start; 0 (the default) gives reproducible output for tests.
+    pub instance: u32,
     /// Server / User-Agent value of messages the proxy originates.
     pub user_agent: String,
 }
@@ -251,6 +258,7 @@ impl Default for ProxyConfig {
             limits: Limits::default(),
             supported: Vec::new(),
             worker: 0,
+            instance: 0,
             user_agent: "sip-lb".into(),
         }
     }

@@ -228,7 +228,7 @@ impl Proxy {
             parse_options,
             servers: Slab::default(),
             server_index: PassThroughMap::default(),
-            clients: Slab::default(),
+            clients: Slab::with_seed(cfg.instance),
             timers: BinaryHeap::new(),
             recent,
             transmits: VecDeque::new(),

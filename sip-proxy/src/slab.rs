@@ -13,19 +13,28 @@ pub(crate) struct Slab<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
     len: usize,
+    /// Generation of a new slot: keys (and the branches made of them) of two slabs with
+    /// different seeds do not repeat each other.
+    seed: u32,
 }
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
-        Slab {
-            slots: Vec::new(),
-            free: Vec::new(),
-            len: 0,
-        }
+        Slab::with_seed(0)
     }
 }
 
 impl<T> Slab<T> {
+    /// An empty slab whose slots start at generation `seed`.
+    pub(crate) fn with_seed(seed: u32) -> Self {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+            seed,
+        }
+    }
+
     pub(crate) fn insert(&mut self, value: T) -> (u32, u32) {
         self.len += 1;
         if let Some(i) = self.free.pop() {
@@ -34,11 +43,12 @@ impl<T> Slab<T> {
             s.value = Some(value);
             (i, s.generation)
         } else {
+            let generation = self.seed;
             self.slots.push(Slot {
-                generation: 0,
+                generation,
                 value: Some(value),
             });
-            ((self.slots.len() - 1) as u32, 0)
+            ((self.slots.len() - 1) as u32, generation)
         }
     }
 
@@ -88,6 +98,19 @@ impl<T> Slab<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seeds_keep_keys_apart() {
+        let mut a: Slab<u8> = Slab::with_seed(7);
+        let mut b: Slab<u8> = Slab::with_seed(0x8000_0007);
+        let ka: Vec<_> = (0..100).map(|i| a.insert(i)).collect();
+        let kb: Vec<_> = (0..100).map(|i| b.insert(i)).collect();
+        assert!(ka.iter().all(|k| !kb.contains(k)));
+        assert_eq!(ka[0], (0, 7));
+        // Reuse advances from the seed.
+        a.remove(0, 7);
+        assert_eq!(a.insert(9), (0, 8));
+    }
 
     #[test]
     fn stale_keys_miss() {
