@@ -207,7 +207,18 @@ impl Message {
     /// error) is handled by the reference parser, which knows the whole grammar. Both
     /// give the same result for every input the fast path accepts.
     pub fn parse_with(buf: Bytes, opts: &ParseOptions) -> Result<Message, ParseError> {
-        let mut msg = Message {
+        let mut msg = Message::empty();
+        if fast::parse_into(&buf, opts, &mut msg) {
+            msg.buf = buf;
+            Ok(msg)
+        } else {
+            Message::parse_reference(buf, opts)
+        }
+    }
+
+    /// A message with nothing parsed yet, for a parser to fill in.
+    fn empty() -> Message {
+        Message {
             buf: Bytes::new(),
             start: StartLine::Response {
                 code: 0,
@@ -218,13 +229,29 @@ impl Message {
             headers_end: 0,
             body: Span::default(),
             ess: Essentials::default(),
-        };
-        if fast::parse_into(&buf, opts, &mut msg) {
-            msg.buf = buf;
-            Ok(msg)
-        } else {
-            Message::parse_reference(buf, opts)
         }
+    }
+
+    /// Where the CSeq method is when it differs from the request method (RFC 3261
+    /// §8.1.1.5; extension methods compared as written).
+    fn cseq_mismatch(&self, d: &[u8]) -> Option<usize> {
+        let (
+            StartLine::Request {
+                method,
+                method_span,
+                ..
+            },
+            Some((_, cm, cspan)),
+        ) = (self.start, self.ess.cseq)
+        else {
+            return None;
+        };
+        let same = if method == Method::Extension || cm == Method::Extension {
+            method_span.of(d) == cspan.of(d)
+        } else {
+            method == cm
+        };
+        (!same).then_some(cspan.start as usize)
     }
 
     /// Only the fast path of [`Message::parse_with`]: `None` when it leaves the message to
@@ -359,23 +386,8 @@ impl Message {
         }
 
         // CSeq method must match the request method.
-        if let (
-            StartLine::Request {
-                method,
-                method_span,
-                ..
-            },
-            Some((_, cm, cspan)),
-        ) = (msg.start, msg.ess.cseq)
-        {
-            let same = if method == Method::Extension || cm == Method::Extension {
-                method_span.of(d) == cspan.of(d)
-            } else {
-                method == cm
-            };
-            if !same {
-                return Err(ParseError::new(E::CSeqMethodMismatch, cspan.start as usize));
-            }
+        if let Some(at) = msg.cseq_mismatch(d) {
+            return Err(ParseError::new(E::CSeqMethodMismatch, at));
         }
 
         // Body framing.

@@ -12,8 +12,6 @@
 //! 4475/5118 corpus) and the `parse_message` fuzz target: whenever the fast path returns a
 //! message, the reference parser returns exactly the same message.
 
-use smallvec::SmallVec;
-
 use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine, find_lf};
 use crate::header::HeaderName;
 use crate::lex::{
@@ -29,18 +27,7 @@ use crate::span::Span;
 /// Parses `d` if it has the usual shape; `None` means "ask the reference parser".
 /// The returned message has an empty buffer; the caller puts the `Bytes` in.
 pub(super) fn parse(d: &[u8], opts: &ParseOptions) -> Option<Message> {
-    let mut msg = Message {
-        buf: bytes::Bytes::new(),
-        start: StartLine::Response {
-            code: 0,
-            reason: Span::default(),
-        },
-        headers_start: 0,
-        headers: SmallVec::new(),
-        headers_end: 0,
-        body: Span::default(),
-        ess: Essentials::default(),
-    };
+    let mut msg = Message::empty();
     parse_into(d, opts, &mut msg).then_some(msg)
 }
 
@@ -115,23 +102,8 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
         pos = line_end;
     };
 
-    if let (
-        StartLine::Request {
-            method,
-            method_span,
-            ..
-        },
-        Some((_, cm, cspan)),
-    ) = (msg.start, msg.ess.cseq)
-    {
-        let same = if method == Method::Extension || cm == Method::Extension {
-            method_span.of(d) == cspan.of(d)
-        } else {
-            method == cm
-        };
-        if !same {
-            return None;
-        }
+    if msg.cseq_mismatch(d).is_some() {
+        return None;
     }
 
     let available = d.len() - body_start;
