@@ -10,6 +10,11 @@
 //! sockets and a [`Waker`], then one batched receive on each socket that is readable (and
 //! none on the others), the proxy core, one batched send per socket. No receive ever
 //! returns `EAGAIN` just to re-arm readiness.
+//!
+//! With one worker and one UDP listener there is nothing to steer, so the worker sends to
+//! destinations from the listener itself and blocks in its batched receive (a 10 ms
+//! receive timeout serves the timers): one system call to receive and one to send per
+//! wake-up, no `poll`. Another thread wakes it with an empty datagram.
 
 use std::io;
 use std::net::SocketAddr;
@@ -33,11 +38,43 @@ use tokio::sync::mpsc;
 /// worker) before senders wait.
 const INBOX: usize = 4096;
 
-/// A worker's inbox: the channel and the waker that interrupts its `poll`.
+/// How another thread wakes a worker.
+#[derive(Debug)]
+enum WakeUp {
+    /// A worker waiting in `poll(2)`: its waker.
+    Poll(Waker),
+    /// A worker blocked in a receive on its one UDP socket: an empty datagram sent to
+    /// that socket from `sock` (the worker ignores empty datagrams from there).
+    Datagram {
+        sock: std::net::UdpSocket,
+        to: SocketAddr,
+    },
+}
+
+impl WakeUp {
+    fn wake(&self) {
+        match self {
+            WakeUp::Poll(w) => w.wake(),
+            WakeUp::Datagram { sock, to } => {
+                let _ = sock.send_to(&[], to);
+            }
+        }
+    }
+
+    /// The address wake-up datagrams come from.
+    fn datagram_source(&self) -> Option<SocketAddr> {
+        match self {
+            WakeUp::Poll(_) => None,
+            WakeUp::Datagram { sock, .. } => sock.local_addr().ok(),
+        }
+    }
+}
+
+/// A worker's inbox: the channel and how to wake the worker.
 #[derive(Clone, Debug)]
 struct Inbox {
     tx: SyncSender<Incoming>,
-    waker: Arc<Waker>,
+    waker: Arc<WakeUp>,
 }
 
 impl Inbox {
@@ -143,7 +180,7 @@ fn add_stats(t: &mut ProxyStats, s: &ProxyStats) {
 pub struct Runtime {
     handles: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
-    wake: Vec<Arc<Waker>>,
+    wake: Vec<Arc<WakeUp>>,
     /// Shared state.
     pub shared: Arc<Shared>,
     udp_addrs: Vec<SocketAddr>,
@@ -180,13 +217,23 @@ impl Runtime {
         // Each worker's inbox, and the stream transport's channel to each (stream
         // transports run on their own small multi-threaded runtime; a forwarding task per
         // worker moves their messages to the inbox and wakes the worker).
+        // One worker on one UDP listener needs no private socket and no poll (see the
+        // module documentation).
+        let single = workers == 1 && udp_bound.len() == 1;
         let mut inboxes = Vec::new();
         let mut receivers = Vec::new();
         for _ in 0..workers {
             let (tx, rx) = sync_channel::<Incoming>(INBOX);
+            let waker = if single {
+                let to = udp_bound[0];
+                let sock = std::net::UdpSocket::bind(SocketAddr::new(to.ip(), 0))?;
+                WakeUp::Datagram { sock, to }
+            } else {
+                WakeUp::Poll(Waker::new()?)
+            };
             inboxes.push(Inbox {
                 tx,
-                waker: Arc::new(Waker::new()?),
+                waker: Arc::new(waker),
             });
             receivers.push(rx);
         }
@@ -238,11 +285,15 @@ impl Runtime {
         });
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::new();
-        let wake: Vec<Arc<Waker>> = inboxes.iter().map(|i| i.waker.clone()).collect();
+        let wake: Vec<Arc<WakeUp>> = inboxes.iter().map(|i| i.waker.clone()).collect();
         for (w, inbox) in receivers.into_iter().enumerate() {
             let listeners: Vec<UdpSocket> = per_addr.iter_mut().map(|v| v.remove(0)).collect();
-            let private = UdpSocket::bind_ephemeral(main_addr.ip(), &ucfg)?;
-            let private_addr = private.local_addr();
+            let private = if single {
+                None
+            } else {
+                Some(UdpSocket::bind_ephemeral(main_addr.ip(), &ucfg)?)
+            };
+            let outbound_addr = private.as_ref().map_or(udp_bound[0], |p| p.local_addr());
             let mut cfg = spec.proxy.clone();
             cfg.worker = w as u8;
             // Branches of this run never repeat those of an earlier one (see
@@ -264,7 +315,7 @@ impl Runtime {
                     e
                 })
                 .collect();
-            cfg.outbound = vec![LocalEndpoint::new(Transport::Udp, private_addr)];
+            cfg.outbound = vec![LocalEndpoint::new(Transport::Udp, outbound_addr)];
             if w != 0 {
                 cfg.probing = None;
             }
@@ -281,7 +332,10 @@ impl Runtime {
             };
             let h = std::thread::Builder::new()
                 .name(format!("sip-lb-worker-{w}"))
-                .spawn(move || worker_loop(ctx, proxy, listeners, private, inbox))?;
+                .spawn(move || match private {
+                    Some(private) => worker_loop(ctx, proxy, listeners, private, inbox),
+                    None => single_socket_loop(ctx, proxy, listeners, inbox),
+                })?;
             handles.push(h);
         }
         Ok(Runtime {
@@ -334,7 +388,7 @@ const TIMER_GRID_MS: u64 = 10;
 struct WorkerCtx {
     worker: usize,
     stop: Arc<AtomicBool>,
-    waker: Arc<Waker>,
+    waker: Arc<WakeUp>,
     shared: Arc<Shared>,
     drain: Duration,
     sender: StreamSender,
@@ -362,99 +416,113 @@ fn owner_elsewhere(bytes: &bytes::Bytes, me: usize) -> Option<usize> {
     (w != me).then_some(w)
 }
 
-fn worker_loop(
-    ctx: WorkerCtx,
-    mut proxy: Proxy,
-    listeners: Vec<UdpSocket>,
-    private: UdpSocket,
-    inbox: Receiver<Incoming>,
-) {
-    let worker = ctx.worker;
-    let private_addr = private.local_addr();
-    let mut poller = Poller::new();
-    let listener_ix: Vec<usize> = listeners.iter().map(|l| poller.add(l)).collect();
-    let private_ix = poller.add(&private);
-    let waker_ix = poller.add(&*ctx.waker);
-    let mut batch = RecvBatch::new(32, 65535);
-    let mut out_udp: Vec<(usize, Outgoing)> = Vec::new();
-    let mut send_buf: Vec<Outgoing> = Vec::new();
-    proxy.start(Instant::now());
-    let mut last_publish = Instant::now();
-    let mut draining_since: Option<Instant> = None;
-    let epoch = Instant::now();
-    loop {
-        if ctx.stop.load(Ordering::Relaxed) && draining_since.is_none() {
-            draining_since = Some(Instant::now());
-            tracing::debug!(worker, "draining");
-            // Stop receiving new requests: the listeners are no longer waited on.
-            for &ix in &listener_ix {
-                poller.set_enabled(ix, false);
-            }
+/// What both worker loops share: the proxy, the drain state, the send buffers.
+struct WorkerState {
+    proxy: Proxy,
+    draining_since: Option<Instant>,
+    last_publish: Instant,
+    out_udp: Vec<(usize, Outgoing)>,
+    send_buf: Vec<Outgoing>,
+}
+
+/// Index of the private socket in [`WorkerState::out_udp`].
+const PRIVATE: usize = usize::MAX;
+
+impl WorkerState {
+    fn new(mut proxy: Proxy) -> WorkerState {
+        proxy.start(Instant::now());
+        WorkerState {
+            proxy,
+            draining_since: None,
+            last_publish: Instant::now(),
+            out_udp: Vec::new(),
+            send_buf: Vec::new(),
         }
-        if let Some(since) = draining_since {
-            let (s, c) = proxy.transaction_count();
+    }
+
+    /// Notices the stop request; returns (draining began now, the worker is done: drained,
+    /// or the drain deadline passed).
+    fn check_stop(&mut self, ctx: &WorkerCtx) -> (bool, bool) {
+        let mut started = false;
+        if ctx.stop.load(Ordering::Relaxed) && self.draining_since.is_none() {
+            self.draining_since = Some(Instant::now());
+            tracing::debug!(worker = ctx.worker, "draining");
+            started = true;
+        }
+        if let Some(since) = self.draining_since {
+            let (s, c) = self.proxy.transaction_count();
             if (s == 0 && c == 0) || since.elapsed() >= ctx.drain {
                 if s + c > 0 {
                     tracing::warn!(
-                        worker,
+                        worker = ctx.worker,
                         server = s,
                         client = c,
                         "drain deadline: abandoning transactions"
                     );
-                    proxy.abandon_all();
+                    self.proxy.abandon_all();
                 }
-                publish(&proxy, &ctx.shared, worker);
-                return;
+                publish(&self.proxy, &ctx.shared, ctx.worker);
+                return (started, true);
             }
         }
-        // Timers are coalesced on a 10 ms grid: one wake-up serves every transaction timer
-        // due in that slot (SIP timers are hundreds of milliseconds; precision is not lost,
-        // wake-ups are).
+        (started, false)
+    }
+
+    fn accepting(&self) -> bool {
+        self.draining_since.is_none()
+    }
+
+    /// The next timer deadline, coalesced on a 10 ms grid: one wake-up serves every
+    /// transaction timer due in that slot (SIP timers are hundreds of milliseconds;
+    /// precision is not lost, wake-ups are).
+    fn deadline(&self, epoch: Instant) -> Instant {
         let now = Instant::now();
-        let deadline = proxy
+        let deadline = self
+            .proxy
             .poll_timeout()
             .unwrap_or(now + Duration::from_millis(100))
             .min(now + Duration::from_millis(100));
         let since = deadline.saturating_duration_since(epoch).as_millis() as u64;
-        let deadline = epoch + Duration::from_millis(since.div_ceil(TIMER_GRID_MS) * TIMER_GRID_MS);
-        if let Err(e) = poller.wait(Some(deadline.saturating_duration_since(now))) {
-            tracing::error!(worker, error = %e, "poll failed");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let accepting = draining_since.is_none();
-        for (k, l) in listeners.iter().enumerate() {
-            if accepting && poller.is_readable(listener_ix[k]) {
-                receive(l, &mut batch, &mut proxy);
-            }
-        }
-        if poller.is_readable(private_ix) {
-            receive(&private, &mut batch, &mut proxy);
-        }
-        if poller.is_readable(waker_ix) {
-            ctx.waker.reset();
-            while let Ok(i) = inbox.try_recv() {
-                if let Some(w) = owner_elsewhere(&i.bytes, worker) {
-                    if let Some(p) = ctx.peers.get(w) {
-                        p.try_send(i);
-                    }
-                } else if accepting || i.bytes.starts_with(b"SIP/2.0 ") {
-                    proxy.handle_datagram(Instant::now(), origin_of(&i), i.bytes);
+        epoch + Duration::from_millis(since.div_ceil(TIMER_GRID_MS) * TIMER_GRID_MS)
+    }
+
+    /// Messages handed over by other threads (stream transports, other workers).
+    fn take_inbox(&mut self, ctx: &WorkerCtx, inbox: &Receiver<Incoming>) {
+        while let Ok(i) = inbox.try_recv() {
+            if let Some(w) = owner_elsewhere(&i.bytes, ctx.worker) {
+                if let Some(p) = ctx.peers.get(w) {
+                    p.try_send(i);
                 }
+            } else if self.accepting() || i.bytes.starts_with(b"SIP/2.0 ") {
+                self.proxy
+                    .handle_datagram(Instant::now(), origin_of(&i), i.bytes);
             }
         }
-        proxy.handle_timeout(Instant::now());
-        // Everything to send, batched per UDP socket.
-        while let Some(t) = proxy.poll_transmit() {
+    }
+
+    /// Timers, then everything to send (batched per UDP socket: `private` for what goes
+    /// out from the private socket, else the listener it names), events and statistics.
+    fn after_wake(
+        &mut self,
+        ctx: &WorkerCtx,
+        listeners: &[UdpSocket],
+        private: Option<&UdpSocket>,
+    ) {
+        let worker = ctx.worker;
+        self.proxy.handle_timeout(Instant::now());
+        let private_addr = private.map(|p| p.local_addr());
+        while let Some(t) = self.proxy.poll_transmit() {
             if t.transport == Transport::Udp {
-                let idx = if t.local == Some(private_addr) {
-                    usize::MAX
+                let idx = if private_addr.is_some() && t.local == private_addr {
+                    PRIVATE
                 } else {
                     listeners
                         .iter()
                         .position(|l| Some(l.local_addr()) == t.local)
                         .unwrap_or(0)
                 };
-                out_udp.push((idx, Outgoing::udp(t.destination, t.bytes)));
+                self.out_udp
+                    .push((idx, Outgoing::udp(t.destination, t.bytes)));
             } else {
                 let o = Outgoing {
                     destination: t.destination,
@@ -467,41 +535,142 @@ fn worker_loop(
                 }
             }
         }
-        if !out_udp.is_empty() {
-            for target in std::iter::once(usize::MAX).chain(0..listeners.len()) {
-                send_buf.clear();
-                send_buf.extend(
-                    out_udp
+        if !self.out_udp.is_empty() {
+            for target in std::iter::once(PRIVATE).chain(0..listeners.len()) {
+                let sock = match (target, private) {
+                    (PRIVATE, Some(p)) => p,
+                    (PRIVATE, None) => continue,
+                    (i, _) => &listeners[i],
+                };
+                self.send_buf.clear();
+                self.send_buf.extend(
+                    self.out_udp
                         .iter()
                         .filter(|(i, _)| *i == target)
                         .map(|(_, o)| o.clone()),
                 );
-                if send_buf.is_empty() {
+                if self.send_buf.is_empty() {
                     continue;
                 }
-                let sock = if target == usize::MAX {
-                    &private
-                } else {
-                    &listeners[target]
-                };
-                if let Err(e) = sock.send_batch(&send_buf) {
+                if let Err(e) = sock.send_batch(&self.send_buf) {
                     tracing::debug!(worker, error = %e, "UDP send failed");
                 }
             }
-            out_udp.clear();
+            self.out_udp.clear();
         }
-        while let Some(e) = proxy.poll_event() {
+        while let Some(e) = self.proxy.poll_event() {
             log_event(worker, &e, &ctx.shared);
         }
-        if last_publish.elapsed() >= Duration::from_millis(100) {
-            publish(&proxy, &ctx.shared, worker);
-            last_publish = Instant::now();
+        if self.last_publish.elapsed() >= Duration::from_millis(100) {
+            publish(&self.proxy, &ctx.shared, worker);
+            self.last_publish = Instant::now();
         }
         // Receive coalescing: at moderate rates every datagram would cost a wake-up of its
-        // own; waiting a fraction of a millisecond lets the next recvmmsg take several.
-        if !ctx.linger.is_zero() && draining_since.is_none() {
+        // own; waiting a fraction of a millisecond lets the next receive take several.
+        if !ctx.linger.is_zero() && self.accepting() {
             std::thread::sleep(ctx.linger);
         }
+    }
+}
+
+/// A worker with its listener shares and a private socket, waiting in `poll(2)`.
+fn worker_loop(
+    ctx: WorkerCtx,
+    proxy: Proxy,
+    listeners: Vec<UdpSocket>,
+    private: UdpSocket,
+    inbox: Receiver<Incoming>,
+) {
+    let worker = ctx.worker;
+    let WakeUp::Poll(waker) = &*ctx.waker else {
+        tracing::error!(worker, "a polling worker without a poll waker");
+        return;
+    };
+    let mut poller = Poller::new();
+    let listener_ix: Vec<usize> = listeners.iter().map(|l| poller.add(l)).collect();
+    let private_ix = poller.add(&private);
+    let waker_ix = poller.add(waker);
+    let mut batch = RecvBatch::new(32, 65535);
+    let mut st = WorkerState::new(proxy);
+    let epoch = Instant::now();
+    loop {
+        let (started, done) = st.check_stop(&ctx);
+        if started {
+            // Stop receiving new requests: the listeners are no longer waited on.
+            for &ix in &listener_ix {
+                poller.set_enabled(ix, false);
+            }
+        }
+        if done {
+            return;
+        }
+        let deadline = st.deadline(epoch);
+        if let Err(e) = poller.wait(Some(deadline.saturating_duration_since(Instant::now()))) {
+            tracing::error!(worker, error = %e, "poll failed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for (k, l) in listeners.iter().enumerate() {
+            if st.accepting() && poller.is_readable(listener_ix[k]) {
+                receive(l, &mut batch, &mut st.proxy);
+            }
+        }
+        if poller.is_readable(private_ix) {
+            receive(&private, &mut batch, &mut st.proxy);
+        }
+        if poller.is_readable(waker_ix) {
+            waker.reset();
+            st.take_inbox(&ctx, &inbox);
+        }
+        st.after_wake(&ctx, &listeners, Some(&private));
+    }
+}
+
+/// The one worker on the one UDP listener: it blocks in the batched receive (requests,
+/// and the responses to what it sent from the same socket), the receive timeout serving
+/// the timers. Other threads wake it with an empty datagram.
+fn single_socket_loop(
+    ctx: WorkerCtx,
+    proxy: Proxy,
+    listeners: Vec<UdpSocket>,
+    inbox: Receiver<Incoming>,
+) {
+    let worker = ctx.worker;
+    let Some(sock) = listeners.first() else {
+        tracing::error!(worker, "no UDP listener");
+        return;
+    };
+    let wake_from = ctx.waker.datagram_source();
+    // The timers' grid: a quiet socket returns from the receive this often, and a busy
+    // one serves the timers after every batch (setting the timeout per wait would cost a
+    // system call each time).
+    if let Err(e) = sock.set_read_timeout(Some(Duration::from_millis(TIMER_GRID_MS))) {
+        tracing::error!(worker, error = %e, "cannot set the receive timeout");
+    }
+    let mut batch = RecvBatch::new(32, 65535);
+    let mut st = WorkerState::new(proxy);
+    loop {
+        let (_, done) = st.check_stop(&ctx);
+        if done {
+            return;
+        }
+        // While draining, only responses (to the transactions still open) are taken.
+        let accepting = st.accepting();
+        match sock.recv_batch(&mut batch) {
+            Ok(_) => {
+                let now = Instant::now();
+                for i in batch.drain() {
+                    if i.bytes.is_empty() && Some(i.source) == wake_from {
+                        continue;
+                    }
+                    if accepting || i.bytes.starts_with(b"SIP/2.0 ") {
+                        st.proxy.handle_datagram(now, origin_of(&i), i.bytes);
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(worker, error = %e, "UDP receive failed"),
+        }
+        st.take_inbox(&ctx, &inbox);
+        st.after_wake(&ctx, &listeners, None);
     }
 }
 

@@ -966,3 +966,86 @@ fn a_restarted_balancer_is_not_taken_for_its_predecessor() {
     );
     assert_eq!((r.successful, r.failed), (20, 0), "{}", r.log);
 }
+
+#[test]
+fn one_worker_on_one_socket_serves_udp_and_tcp_callers_probes_and_drains() {
+    // With one worker and one UDP listener the worker sends from the listener itself and
+    // blocks in its receive; stream messages reach it through its inbox and a wake-up
+    // datagram.
+    let _g = serial();
+    let dir = TestDir::new("single");
+    let backends: Vec<Backend> = (0..2)
+        .map(|_| Backend::start(&dir, free_port(), Duration::from_secs(60)))
+        .collect();
+    let list = write_list(&dir, &backends.iter().map(|b| b.port).collect::<Vec<_>>());
+    let tcp_port = free_port();
+    let tcp = format!("tcp:127.0.0.1:{tcp_port}");
+    let mut lb = SipLb::start_workers(
+        &dir,
+        1,
+        &[
+            "--listen",
+            &tcp,
+            "--dispatcher-list",
+            list.to_str().unwrap(),
+            "--set",
+            "1",
+            "--algorithm",
+            "4",
+        ],
+    );
+    let r = sipp_uac(
+        &dir,
+        lb.addr,
+        "caller.xml",
+        200,
+        100,
+        "u1",
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        (r.successful, r.failed),
+        (200, 0),
+        "{}\n{}",
+        r.log,
+        lb.proc.log_text()
+    );
+    let target = format!("127.0.0.1:{tcp_port}").parse().unwrap();
+    let r = sipp_uac(
+        &dir,
+        target,
+        "uac.xml",
+        50,
+        25,
+        "t1",
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        (r.successful, r.failed),
+        (50, 0),
+        "{}\n{}",
+        r.log,
+        lb.proc.log_text()
+    );
+    // Both backends took calls and answer the probes.
+    assert!(
+        backends.iter().all(
+            |b| b.wait_counts(Duration::from_secs(5), |b| b.calls() >= 100
+                && b.probes() >= 2)
+        ),
+        "{:?}",
+        backends
+            .iter()
+            .map(|b| (b.calls(), b.probes()))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        (0..2).all(|i| lb.state(i) == "active"),
+        "{}",
+        lb.destinations()
+    );
+    lb.proc.signal(libc::SIGTERM);
+    assert_eq!(lb.proc.wait_timeout(Duration::from_secs(10)), Some(0));
+}

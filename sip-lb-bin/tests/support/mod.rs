@@ -264,6 +264,11 @@ impl SipLb {
     /// Starts `sip-lb` with `args` (the listen and admin addresses are added) and waits
     /// until it answers an OPTIONS.
     pub fn start(dir: &TestDir, args: &[&str]) -> SipLb {
+        Self::start_workers(dir, 2, args)
+    }
+
+    /// [`SipLb::start`] with `workers` worker threads.
+    pub fn start_workers(dir: &TestDir, workers: usize, args: &[&str]) -> SipLb {
         let port = free_port();
         let admin_port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -274,7 +279,7 @@ impl SipLb {
                 "--admin",
                 &admin.to_string(),
                 "--workers",
-                "2",
+                &workers.to_string(),
                 "--log-level",
                 "info",
             ])
