@@ -191,8 +191,11 @@ class Balancer:
         if self.name.startswith("sip-lb"):
             args = [self.lb_bin, "--listen", "udp:127.0.0.1:5060", "--dispatcher-list", self.list_file,
                     "--set", "1", "--algorithm", "4", "--admin", "127.0.0.1:0", "--log-level", "warn"]
-            if self.name == "sip-lb-stateless":
+            if self.name.startswith("sip-lb-stateless"):
                 args.append("--stateless")
+            if self.name.endswith("-1w"):
+                # One worker: it sends from the listener and blocks in its receive.
+                args += ["--workers", "1"]
             self.proc = spawn(args + self.lb_args, log)
         else:
             mode = "stateless" if "stateless" in self.name else "stateful"
@@ -283,7 +286,8 @@ def main():
     ap.add_argument("--calls", type=int, default=20000)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--sweep", default="1000,2000,3000,4000,5000,6000,8000,10000")
-    ap.add_argument("--balancers", default="sip-lb,sip-lb-stateless,kamailio,kamailio-stateless")
+    ap.add_argument("--balancers", default="sip-lb,sip-lb-1w,sip-lb-stateless,sip-lb-stateless-1w,kamailio,kamailio-stateless",
+                    help="sip-lb and sip-lb-stateless run with one worker per core, the -1w variants with one worker")
     ap.add_argument("--kamailio-children", default="2,4")
     ap.add_argument("--no-build", action="store_true", help="use the sip-lb binary as it is")
     ap.add_argument("--lb-args", default="", help="extra sip-lb options, e.g. \"--workers 1\"")
@@ -381,12 +385,13 @@ def main():
               f"{statistics.median([r['idle_rss_mb'] for r in rs]):8.1f} "
               f"{max(r['peak_rss_mb'] for r in rs):8.1f} {sweep.get(label, 0):8}")
     kam = {l: med(l, "cpu_per_1000")[0] for l in results if l.startswith("kamailio")}
-    for mode, ours in (("", "sip-lb"), ("-stateless", "sip-lb-stateless")):
+    for mode in ("", "-stateless"):
         theirs = [v for l, v in kam.items() if l.startswith(f"kamailio{mode}-") and ("stateless" in l) == bool(mode)]
-        if ours in results and theirs:
-            o = med(ours, "cpu_per_1000")[0]
-            print(f"ratio {ours} / best kamailio{mode}: CPU per call {o / min(theirs):.2f} "
-                  f"(kamailio / sip-lb = {min(theirs) / o:.1f}x)")
+        for ours in (f"sip-lb{mode}", f"sip-lb{mode}-1w"):
+            if ours in results and theirs:
+                o = med(ours, "cpu_per_1000")[0]
+                print(f"ratio {ours} / best kamailio{mode}: CPU per call {o / min(theirs):.2f} "
+                      f"(kamailio / sip-lb = {min(theirs) / o:.1f}x)")
     print(f"calls answered per backend (cumulative over all runs): {spread(workdir)}")
 
 
