@@ -82,7 +82,8 @@ struct ServerTx {
     next_alternate: usize,
     attempts: usize,
     client: Option<(u32, u32)>,
-    best: Option<Message>,
+    /// The best final response so far (§16.7), boxed: most transactions never hold one.
+    best: Option<Box<Message>>,
     cancelled: bool,
     queued: bool,
     initial_invite: bool,
@@ -1341,7 +1342,7 @@ impl Proxy {
             return;
         };
         if let Some(best) = st.best.take() {
-            self.forward_final_upstream(now, id, best);
+            self.forward_final_upstream(now, id, *best);
         } else if st.fixed.is_some() {
             self.final_local(now, id, 408, "Request Timeout", false);
         } else {
@@ -1801,8 +1802,8 @@ impl Proxy {
             return;
         }
         let fails_over = !st.cancelled && st.fixed.is_none() && self.cfg.failover.fails_over(code);
-        if better(&msg, st.best.as_ref()) {
-            st.best = Some(msg);
+        if better(&msg, st.best.as_deref()) {
+            st.best = Some(Box::new(msg));
         }
         if fails_over {
             if let Some(d) = dest {
@@ -1815,7 +1816,7 @@ impl Proxy {
             self.attempt(now, sid);
         } else {
             let best = st.best.take().expect("just stored");
-            self.forward_final_upstream(now, sid, best);
+            self.forward_final_upstream(now, sid, *best);
         }
     }
 

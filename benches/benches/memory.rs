@@ -1,0 +1,148 @@
+//! Memory per in-flight INVITE transaction: many INVITEs held open in one proxy core (each
+//! forwarded to a destination that answered 180 and nothing more), the heap counted by a
+//! global allocator. Prints the bytes per transaction beyond the message bytes: the
+//! received INVITE (the server transaction keeps it), the forwarded one (the client
+//! transaction keeps it for retransmission and CANCEL) and the last response sent
+//! upstream (kept to answer a retransmitted INVITE).
+//!
+//! `cargo bench -p sip-lb-benches --bench memory`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sip_core::builder::ResponseBuilder;
+use sip_core::{Message, Transport};
+use sip_dispatch::{DestinationList, Dispatcher};
+use sip_proxy::{CallTable, LocalEndpoint, Mode, Origin, Proxy, ProxyConfig};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only a counter of
+// live bytes is kept beside it.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is passed on as it is.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: `p` was allocated by `System` with layout `l` (in `alloc` above).
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn a(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn invite(n: u64) -> Bytes {
+    Bytes::from(format!(
+        "INVITE sip:service@127.0.0.1:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-{n}-1;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: \"sipp\" <sip:sipp@127.0.0.1:5070>;tag={n}SIPpTag001\r\n\
+         To: <sip:service@127.0.0.1:5060>\r\n\
+         Call-ID: {n}-memory@127.0.0.1\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:sipp@127.0.0.1:5070>\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: 129\r\n\r\n\
+         v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+         t=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+    ))
+}
+
+fn main() {
+    let n: u64 = 50_000;
+    let list = DestinationList::parse_kamailio(
+        "1 sip:127.0.0.1:5080\n1 sip:127.0.0.1:5081\n1 sip:127.0.0.1:5082\n1 sip:127.0.0.1:5083\n",
+    )
+    .unwrap();
+    let lb = a("127.0.0.1:5060");
+    let cfg = ProxyConfig {
+        mode: Mode::Stateful,
+        listeners: vec![LocalEndpoint::new(Transport::Udp, lb)],
+        cookie_key: b"memory".to_vec(),
+        ..ProxyConfig::default()
+    };
+    let dispatcher = Arc::new(Dispatcher::new(list));
+    let mut p = Proxy::new(cfg, dispatcher.clone(), Arc::new(CallTable::new()));
+    let mut now = Instant::now();
+    p.start(now);
+    let caller = Origin::udp(a("127.0.0.1:5070"), lb);
+    // Warm up: the tables reach their working size once.
+    let mut rounds = Vec::new();
+    for round in 0..2u64 {
+        let before = LIVE.load(Ordering::Relaxed);
+        let mut message_bytes = 0usize;
+        for i in 0..n {
+            let k = round * n + i;
+            let inv = invite(k);
+            message_bytes += inv.len();
+            p.handle_datagram(now, caller, inv);
+            while let Some(t) = p.poll_transmit() {
+                if let Ok(m) = Message::parse(t.bytes.clone())
+                    && m.is_request()
+                {
+                    message_bytes += t.bytes.len();
+                    let ringing = ResponseBuilder::new(&m, 180, "Ringing")
+                        .to_tag(b"b1")
+                        .build();
+                    p.handle_datagram(now, Origin::udp(t.destination, lb), ringing);
+                    while let Some(up) = p.poll_transmit() {
+                        message_bytes += up.bytes.len();
+                    }
+                }
+            }
+            while p.poll_event().is_some() {}
+        }
+        let held = LIVE.load(Ordering::Relaxed) - before;
+        let (s, c) = p.transaction_count();
+        rounds.push((held, message_bytes, s, c));
+        // Let them all time out (timer C and the lingering timers), so the second round
+        // starts from empty tables that have their capacity; the timeouts marked the
+        // destinations down, so bring them back.
+        for _ in 0..400 {
+            now += Duration::from_secs(1);
+            p.handle_timeout(now);
+            while p.poll_transmit().is_some() {}
+            while p.poll_event().is_some() {}
+        }
+        for set in dispatcher.snapshot().sets() {
+            for d in set.destinations() {
+                d.set_state(sip_dispatch::State::Active);
+            }
+        }
+    }
+    for (label, (held, message_bytes, s, c)) in [
+        (
+            "from a fresh proxy (the tables grow, with their spare capacity)",
+            rounds[0],
+        ),
+        (
+            "again, the tables already at that size (what a busy proxy adds per transaction)",
+            rounds[1],
+        ),
+    ] {
+        let per = (held as f64 - message_bytes as f64) / n as f64;
+        println!("{label}:");
+        println!(
+            "  {n} INVITE transactions in flight ({s} server, {c} client): {:.1} MB held, of which {:.1} MB message bytes",
+            held as f64 / 1e6,
+            message_bytes as f64 / 1e6
+        );
+        println!(
+            "  beyond the message bytes: {per:.0} bytes per in-flight INVITE (server + client transaction)"
+        );
+    }
+}
