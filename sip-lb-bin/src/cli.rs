@@ -47,6 +47,10 @@ pub struct Cli {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Receive coalescing in microseconds (`proxy.linger_us`): after a wake-up a worker
+    /// waits this long so that its next receive takes several datagrams (0: off).
+    #[arg(long)]
+    pub linger_us: Option<u64>,
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -142,6 +146,9 @@ impl Cli {
             cfg.admin.listen = a;
             cfg.admin.enabled = true;
         }
+        if let Some(l) = self.linger_us {
+            cfg.proxy.linger_us = l;
+        }
         if let Some(w) = self.workers {
             cfg.proxy.workers = w;
         }
@@ -231,9 +238,14 @@ mod tests {
             "json",
             "--log-level",
             "sip_lb=debug,warn",
+            "--workers",
+            "1",
+            "--linger-us",
+            "500",
         ]);
         assert_eq!(cli.command, None);
         let cfg = cli.build_config().unwrap();
+        assert_eq!((cfg.proxy.workers, cfg.proxy.linger_us), (1, 500));
         assert_eq!(
             cfg.proxy
                 .listen
