@@ -36,7 +36,20 @@ fn init_logging(cfg: &Config) {
     }
 }
 
+/// glibc's thread arenas grow and shrink their heaps with `mprotect` as buffers come and go
+/// (about one system call every three calls at 300 calls/s); a 16 MiB pad on every growth
+/// keeps them grown. Untouched pad costs address space, not memory.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt(3) only changes a tunable of glibc's allocator; it is called once,
+    // before any other thread exists, with a valid parameter and value.
+    unsafe {
+        libc::mallopt(libc::M_TOP_PAD, 16 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     match &cli.command {
         Some(Command::CheckConfig { file }) => match Config::load(file) {
