@@ -299,6 +299,8 @@ def main():
     a = ap.parse_args()
     if a.quick:
         a.calls, a.reps, a.sweep, a.kamailio_children = 3000, 1, "2000,4000", "2"
+        if a.balancers == ap.get_default("balancers"):
+            a.balancers = "sip-lb-1w,sip-lb-stateless-1w,kamailio,kamailio-stateless"
 
     need("sipp", "sip-tester")
     need("kamailio", "kamailio")
