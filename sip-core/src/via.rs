@@ -78,6 +78,15 @@ impl<'a> Via<'a> {
     /// tests and fuzzing, which check that the two agree.
     #[doc(hidden)]
     pub fn parse_fast(s: &'a [u8]) -> Option<Via<'a>> {
+        Via::parse_fast_prefix(s)
+            .filter(|&(_, end)| end == s.len())
+            .map(|(v, _)| v)
+    }
+
+    /// The fast path on the first via-parm of a header value: the Via and where it ends
+    /// (the end of `s`, or the comma before the next via-parm). The parse pass of
+    /// `Message` uses it on the top Via.
+    pub(crate) fn parse_fast_prefix(s: &'a [u8]) -> Option<(Via<'a>, usize)> {
         if !s.starts_with(b"SIP/2.0/") {
             return None;
         }
@@ -110,6 +119,9 @@ impl<'a> Via<'a> {
             ttl: None,
         };
         while i < s.len() {
+            if s[i] == b',' {
+                break;
+            }
             if s[i] != b';' {
                 return None;
             }
@@ -140,7 +152,8 @@ impl<'a> Via<'a> {
             }
             i = next;
         }
-        Some(via)
+        via.params = &s[via.params_offset..i];
+        Some((via, i))
     }
 
     /// Only the reference parser of [`Via::parse`], which knows the whole grammar.

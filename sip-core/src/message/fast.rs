@@ -12,17 +12,17 @@
 //! 4475/5118 corpus) and the `parse_message` fuzz target: whenever the fast path returns a
 //! message, the reference parser returns exactly the same message.
 
-use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine, find_lf};
+use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine, find_lf, span_in};
 use crate::header::HeaderName;
 use crate::lex::{
-    CALL_ID, DN_OK, DN_RUN, Rel, TOKEN, URI_OK, find_byte, find_byte_or_ctl, find_colon_or_lf,
-    host, param, params_go_on, port, run,
+    CALL_ID, DN_OK, DN_RUN, Rel, TOKEN, find_byte, find_byte_or_ctl, find_colon_or_lf, param,
+    params_go_on, run,
 };
 use crate::method::Method;
-use crate::scan::{
-    CommaSplit, count_values, is_digit, is_lws, parse_u32, quoted_end, trim_lws_range,
-};
+use crate::scan::{CommaSplit, count_values, is_lws, parse_u32, quoted_end, trim_lws_range};
 use crate::span::Span;
+use crate::uri::Uri;
+use crate::via::Via;
 
 /// Parses `d` if it has the usual shape; `None` means "ask the reference parser".
 /// The returned message has an empty buffer; the caller puts the `Bytes` in.
@@ -182,7 +182,8 @@ fn start_line(d: &[u8], opts: &ParseOptions) -> Option<(StartLine, usize)> {
         return None;
     }
     let uri = &line[u0..u1];
-    if uri.len() > limits.max_uri_length as usize || !sip_uri(uri) {
+    // A `sip:`/`sips:` URI without headers, as `check_request_uri` wants it.
+    if uri.len() > limits.max_uri_length as usize || Uri::parse_fast(uri).is_none() {
         return None;
     }
     Some((
@@ -212,9 +213,9 @@ fn essential(
     match name {
         HeaderName::Via => {
             let n = if ess.top_via.is_none() {
-                let (branch, end) = via(v)?;
+                let (via, end) = Via::parse_fast_prefix(v)?;
                 let n = 1 + rest_count(v, end)?;
-                let branch = branch.map_or(Span::default(), |b| b.shift(vstart));
+                let branch = via.branch().map_or(Span::default(), |b| span_in(d, b));
                 ess.top_via = Some((index, Span::new(vstart, vstart + end), branch));
                 n
             } else {
@@ -313,60 +314,6 @@ fn rest_count(v: &[u8], end: usize) -> Option<usize> {
     Some(CommaSplit::new(&v[end + 1..]).count())
 }
 
-/// The top via-parm: `SIP/2.0/transport SP host[:port]*(;param)`. Returns the branch
-/// (if any) and where the via-parm ends (the end of `s` or a comma).
-fn via(s: &[u8]) -> Option<(Option<Rel>, usize)> {
-    if !s.starts_with(b"SIP/2.0/") {
-        return None;
-    }
-    let t = run(s, 8, TOKEN);
-    if t == 8 || s.get(t) != Some(&b' ') {
-        return None;
-    }
-    let mut i = t + 1;
-    let (_, h) = host(s.get(i..)?)?;
-    i += h;
-    if s.get(i) == Some(&b':') {
-        let p0 = i + 1;
-        let mut p1 = p0;
-        while p1 < s.len() && is_digit(s[p1]) {
-            p1 += 1;
-        }
-        port(&s[p0..p1])?;
-        i = p1;
-    }
-    let mut branch = None;
-    let mut go_on = params_go_on(s, i)?;
-    while go_on {
-        let (name, value, all_token, next) = param(s, i)?;
-        let n = &s[name.0..name.1];
-        let val = value.map(|r| &s[r.0..r.1]);
-        match n.len() {
-            6 if n.eq_ignore_ascii_case(b"branch") => {
-                let r = value?;
-                if !all_token {
-                    return None;
-                }
-                branch.get_or_insert(r);
-            }
-            8 if n.eq_ignore_ascii_case(b"received") => {
-                crate::via::parse_received(val?)?;
-            }
-            5 if n.eq_ignore_ascii_case(b"rport") => {
-                if let Some(v) = val {
-                    port(v)?;
-                }
-            }
-            5 if n.eq_ignore_ascii_case(b"maddr") => return None,
-            3 if n.eq_ignore_ascii_case(b"ttl") => return None,
-            _ => {}
-        }
-        i = next;
-        go_on = params_go_on(s, i)?;
-    }
-    Some((branch, i))
-}
-
 /// A name-addr or addr-spec with header parameters (From, To, a Route element). Returns
 /// the first `tag` parameter's value and where the element ends (the end of `s` or a
 /// comma).
@@ -423,54 +370,4 @@ fn name_addr(s: &[u8]) -> Option<(Option<Rel>, usize)> {
         go_on = params_go_on(s, i)?;
     }
     Some((tag, i))
-}
-
-/// True when `uri` is a `sip:`/`sips:` URI that `Uri::parse` accepts without headers;
-/// false means "ask the reference parser".
-fn sip_uri(uri: &[u8]) -> bool {
-    let rest = if let Some(r) = uri.strip_prefix(b"sip:") {
-        r
-    } else if let Some(r) = uri.strip_prefix(b"sips:") {
-        r
-    } else {
-        return false;
-    };
-    // One '@' at most (it ends the userinfo); no other character the fast path leaves to
-    // the reference parser.
-    let mut at = None;
-    let mut k = run(rest, 0, URI_OK);
-    if rest.get(k) == Some(&b'@') {
-        at = Some(k);
-        k = run(rest, k + 1, URI_OK);
-    }
-    if k != rest.len() {
-        return false;
-    }
-    let hp = match at {
-        Some(a) => {
-            // The user (before any ':' of a password) must not be empty.
-            if a == 0 || rest[0] == b':' {
-                return false;
-            }
-            &rest[a + 1..]
-        }
-        None => rest,
-    };
-    let Some((_, h)) = host(hp) else {
-        return false;
-    };
-    let mut i = h;
-    if hp.get(i) == Some(&b':') {
-        let p0 = i + 1;
-        let mut p1 = p0;
-        while p1 < hp.len() && is_digit(hp[p1]) {
-            p1 += 1;
-        }
-        if port(&hp[p0..p1]).is_none() {
-            return false;
-        }
-        i = p1;
-    }
-    // Parameters: their characters were checked above (no '<', '>', '"', '@', ',', '%').
-    i == hp.len() || hp[i] == b';'
 }
