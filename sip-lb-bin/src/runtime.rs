@@ -225,7 +225,16 @@ impl Runtime {
         for _ in 0..workers {
             let (tx, rx) = sync_channel::<Incoming>(INBOX);
             let waker = if single {
-                let to = udp_bound[0];
+                // A listener on the unspecified address is reached, and its wake-ups come
+                // from, loopback (else the worker would see them from another address
+                // than the one it ignores).
+                let mut to = udp_bound[0];
+                if to.ip().is_unspecified() {
+                    to.set_ip(match to.ip() {
+                        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                    });
+                }
                 let sock = std::net::UdpSocket::bind(SocketAddr::new(to.ip(), 0))?;
                 WakeUp::Datagram { sock, to }
             } else {

@@ -1049,3 +1049,54 @@ fn one_worker_on_one_socket_serves_udp_and_tcp_callers_probes_and_drains() {
     lb.proc.signal(libc::SIGTERM);
     assert_eq!(lb.proc.wait_timeout(Duration::from_secs(10)), Some(0));
 }
+
+#[test]
+fn one_worker_on_the_unspecified_address_takes_its_wake_ups_for_what_they_are() {
+    // The worker listens on 0.0.0.0; stream messages wake it with an empty datagram from
+    // loopback, which it must not mistake for a (malformed) message of a peer.
+    let _g = serial();
+    let dir = TestDir::new("single-any");
+    let b = Backend::start(&dir, free_port(), Duration::from_secs(60));
+    let list = write_list(&dir, &[b.port]);
+    let (lp, tp, ap) = (free_port(), free_port(), free_port());
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{lp}").parse().unwrap();
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{ap}").parse().unwrap();
+    let args = [
+        "--listen".to_string(),
+        format!("udp:0.0.0.0:{lp}"),
+        "--listen".to_string(),
+        format!("tcp:127.0.0.1:{tp}"),
+        "--workers".to_string(),
+        "1".to_string(),
+        "--admin".to_string(),
+        admin.to_string(),
+        "--dispatcher-list".to_string(),
+        list.display().to_string(),
+        "--set".to_string(),
+        "1".to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let lb = SipLb::spawn_with(&dir, &args, addr, admin, Duration::from_secs(15));
+    let target = format!("127.0.0.1:{tp}").parse().unwrap();
+    let r = sipp_uac(
+        &dir,
+        target,
+        "uac.xml",
+        30,
+        15,
+        "t1",
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        (r.successful, r.failed),
+        (30, 0),
+        "{}\n{}",
+        r.log,
+        lb.proc.log_text()
+    );
+    // Every TCP message woke the worker once; none of those wake-ups counts as a drop.
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, metrics) = lb.http("GET", "/metrics", "");
+    assert!(metrics.contains("\nsiplb_dropped_total 0\n"), "{metrics}");
+}
