@@ -7,41 +7,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use sip_dispatch::{Algorithm, DestinationList, Dispatcher, SelectKey, Selection};
-
-fn dispatcher(n: usize, now: Instant) -> Dispatcher {
-    let text: String = (0..n)
-        .map(|i| {
-            format!(
-                "1 sip:10.0.{}.{}:5060 0 {} weight={};rweight={};maxload=1000000;duid=d{}\n",
-                i / 250,
-                i % 250 + 1,
-                i % 5,
-                i % 7 + 1,
-                i % 7 + 1,
-                i % 3,
-            )
-        })
-        .collect();
-    let d = Dispatcher::new(DestinationList::parse_kamailio(&text).unwrap());
-    // Some history, so that load, latency and bandwidth algorithms compare real values.
-    for (i, x) in d
-        .snapshot()
-        .set(1)
-        .unwrap()
-        .destinations()
-        .iter()
-        .enumerate()
-    {
-        for _ in 0..(i % 4) {
-            x.call_started();
-            x.request_sent(now, 500 + i);
-        }
-        x.request_sent(now, 800);
-        x.response_received(200, Duration::from_micros(1000 + 37 * i as u64), now);
-    }
-    d
-}
+use sip_dispatch::{Algorithm, SelectKey, Selection};
+use sip_lb_benches::select::dispatcher;
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("select");

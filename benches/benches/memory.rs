@@ -8,16 +8,13 @@
 //! `cargo bench -p sip-lb-benches --bench memory`
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use sip_core::Message;
 use sip_core::builder::ResponseBuilder;
-use sip_core::{Message, Transport};
-use sip_dispatch::{DestinationList, Dispatcher};
-use sip_proxy::{CallTable, LocalEndpoint, Mode, Origin, Proxy, ProxyConfig};
+use sip_lb_benches::call::{LB, a, invite, proxy};
+use sip_proxy::{Mode, Origin};
 
 struct Counting;
 
@@ -41,42 +38,11 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-fn a(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn invite(n: u64) -> Bytes {
-    Bytes::from(format!(
-        "INVITE sip:service@127.0.0.1:5060 SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-{n}-1;rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: \"sipp\" <sip:sipp@127.0.0.1:5070>;tag={n}SIPpTag001\r\n\
-         To: <sip:service@127.0.0.1:5060>\r\n\
-         Call-ID: {n}-memory@127.0.0.1\r\n\
-         CSeq: 1 INVITE\r\n\
-         Contact: <sip:sipp@127.0.0.1:5070>\r\n\
-         Content-Type: application/sdp\r\n\
-         Content-Length: 129\r\n\r\n\
-         v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
-         t=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
-    ))
-}
-
 fn main() {
     let n: u64 = 50_000;
-    let list = DestinationList::parse_kamailio(
-        "1 sip:127.0.0.1:5080\n1 sip:127.0.0.1:5081\n1 sip:127.0.0.1:5082\n1 sip:127.0.0.1:5083\n",
-    )
-    .unwrap();
-    let lb = a("127.0.0.1:5060");
-    let cfg = ProxyConfig {
-        mode: Mode::Stateful,
-        listeners: vec![LocalEndpoint::new(Transport::Udp, lb)],
-        cookie_key: b"memory".to_vec(),
-        ..ProxyConfig::default()
-    };
-    let dispatcher = Arc::new(Dispatcher::new(list));
-    let mut p = Proxy::new(cfg, dispatcher.clone(), Arc::new(CallTable::new()));
+    let lb = a(LB);
+    let mut p = proxy(Mode::Stateful);
+    let dispatcher = p.dispatcher().clone();
     let mut now = Instant::now();
     p.start(now);
     let caller = Origin::udp(a("127.0.0.1:5070"), lb);

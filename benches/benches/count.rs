@@ -1,0 +1,88 @@
+//! Fixed amounts of work for counting instructions with callgrind (the counts do not move
+//! with the host's speed, unlike times). Run by `benches/count-instructions.sh`, which runs
+//! each operation at two iteration counts and prints the difference per operation.
+//!
+//! ```text
+//! cargo bench -p sip-lb-benches --bench count -- parse-invite 20000
+//! cargo bench -p sip-lb-benches --bench count -- select call-id-hash 16 10000
+//! cargo bench -p sip-lb-benches --bench count -- call stateful 1000
+//! ```
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use bytes::Bytes;
+use sip_core::Message;
+use sip_dispatch::{Algorithm, SelectKey, Selection};
+use sip_lb_benches::{call, messages, select};
+use sip_proxy::Mode;
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: count parse-invite N | select ALGORITHM DESTINATIONS N | call stateful|stateless N"
+    );
+    std::process::exit(2)
+}
+
+fn main() {
+    // cargo bench passes `--bench` first.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let num = |i: usize| -> u64 {
+        args.get(i)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| usage())
+    };
+    match args.first().map(String::as_str) {
+        Some("parse-invite") => {
+            let b = Bytes::from_static(messages::INVITE);
+            for _ in 0..num(1) {
+                let m = Message::parse(black_box(b.clone())).expect("valid");
+                black_box((
+                    m.top_via_branch(),
+                    m.call_id(),
+                    m.cseq(),
+                    m.from_tag(),
+                    m.to_tag(),
+                ));
+            }
+        }
+        Some("select") => {
+            let alg: Algorithm = args
+                .get(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| usage());
+            let now = Instant::now();
+            let n = num(2) as usize;
+            let d = select::dispatcher(n, now);
+            let mut sel = Selection::with_capacity(n + 1);
+            for i in 0..num(3) {
+                let cid = i.to_le_bytes();
+                let key = SelectKey {
+                    call_id: &cid,
+                    from_uri: b"sip:alice@atlanta.example.com",
+                    to_uri: b"sip:bob@biloxi.example.com",
+                    request_uri: b"sip:bob@192.0.2.4",
+                    auth_username: Some(&cid),
+                    custom: Some(&cid),
+                    aor: Some(&cid[..1]),
+                };
+                black_box(d.select(1, alg, &key, now, 2, &mut sel));
+            }
+        }
+        Some("call") => {
+            let mode = match args.get(1).map(String::as_str) {
+                Some("stateful") => Mode::Stateful,
+                Some("stateless") => Mode::Stateless,
+                _ => usage(),
+            };
+            let mut p = call::proxy(mode);
+            let (mut k, mut now) = (0u64, Instant::now());
+            p.start(now);
+            black_box(call::calls(&mut p, &mut k, &mut now, num(2)));
+        }
+        _ => usage(),
+    }
+}
