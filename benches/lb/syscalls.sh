@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# System calls of sip-lb per call: four sipp backends (127.0.0.1:5081-5084), sip-lb on
+# 127.0.0.1:5060 with the options given, strace -c over 3000 calls at 300 calls/s from a
+# sipp caller honouring Record-Route. Loopback only, bounded, stops only what it started.
+#
+#   benches/lb/syscalls.sh                 # sip-lb's defaults (one worker per core)
+#   benches/lb/syscalls.sh --workers 1     # one worker on one socket
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+for c in sipp strace; do command -v $c >/dev/null || { echo "syscalls.sh: needs $c (apt-get install sip-tester strace)" >&2; exit 1; }; done
+for p in 5060 5070 5081 5082 5083 5084 9060; do
+  if ss -Hlun "sport = :$p" | grep -q . || ss -Hltn "sport = :$p" | grep -q .; then
+    echo "syscalls.sh: port $p on 127.0.0.1 is taken" >&2; exit 1
+  fi
+done
+cargo build --release -q -p sip-lb
+work=$(mktemp -d /tmp/sip-lb-syscalls-XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+for p in 5081 5082 5083 5084; do
+  echo "1 sip:127.0.0.1:$p" >> "$work/dispatcher.list"
+  sipp -sf benches/lb/uas.xml -i 127.0.0.1 -p $p -nostdin -timeout 120s > "$work/uas-$p.log" 2>&1 &
+  pids+=($!)
+done
+target/release/sip-lb --listen udp:127.0.0.1:5060 --dispatcher-list "$work/dispatcher.list" \
+  --set 1 --algorithm 4 --admin 127.0.0.1:9060 --log-level warn "$@" > "$work/sip-lb.log" 2>&1 &
+lb=$!; pids+=($lb)
+sleep 1.5
+timeout 60 strace -c -f -p "$lb" -o "$work/strace.txt" 2> "$work/strace.log" &
+st=$!; sleep 1
+calls=3000
+sipp -sf benches/lb/uac.xml 127.0.0.1:5060 -i 127.0.0.1 -p 5070 -m $calls -r 300 -nostdin \
+  -timeout 40s -trace_stat -stf "$work/uac.csv" -fd 1 > "$work/uac.log" 2>&1 || true
+sleep 1
+kill -INT "$st" 2>/dev/null || true; wait "$st" 2>/dev/null || true
+ok=$(python3 -c 'import sys
+rows=[l.rstrip(";\n").split(";") for l in open(sys.argv[1]) if l.strip()]
+print(dict(zip(rows[0], rows[-1])).get("SuccessfulCall(C)", "0"))' "$work/uac.csv")
+echo "sip-lb $* : $ok of $calls calls completed; system calls (strace -c):"
+grep -vE '^(%|-)' "$work/strace.txt" | awk -v n="$ok" \
+  '{ c = ($4 ~ /^[0-9]+$/) ? $4 : 0; if (c) printf "  %-14s %8d  %5.1f per call\n", $NF, c, c / n }'
