@@ -5,6 +5,8 @@
 #
 #   benches/lb/syscalls.sh                 # sip-lb's defaults (one worker per core)
 #   benches/lb/syscalls.sh --workers 1     # one worker on one socket
+#   benches/lb/syscalls.sh kamailio        # Kamailio with benches/lb/kamailio-stateful.cfg
+#                                          # (2 children), its whole process tree
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for c in sipp strace; do command -v $c >/dev/null || { echo "syscalls.sh: needs $c (apt-get install sip-tester strace)" >&2; exit 1; }; done
@@ -13,7 +15,6 @@ for p in 5060 5070 5081 5082 5083 5084 9060; do
     echo "syscalls.sh: port $p on 127.0.0.1 is taken" >&2; exit 1
   fi
 done
-cargo build --release -q -p sip-lb
 work=$(mktemp -d /tmp/sip-lb-syscalls-XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -23,11 +24,22 @@ for p in 5081 5082 5083 5084; do
   sipp -sf benches/lb/uas.xml -i 127.0.0.1 -p $p -nostdin -timeout 120s > "$work/uas-$p.log" 2>&1 &
   pids+=($!)
 done
-target/release/sip-lb --listen udp:127.0.0.1:5060 --dispatcher-list "$work/dispatcher.list" \
-  --set 1 --algorithm 4 --admin 127.0.0.1:9060 --log-level warn "$@" > "$work/sip-lb.log" 2>&1 &
-lb=$!; pids+=($lb)
+if [ "${1:-}" = kamailio ]; then
+  mpath=$(ls -d /usr/lib/*/kamailio/modules/ /usr/lib/kamailio/modules/ 2>/dev/null | head -1 || true)
+  sed -e "s|__LISTEN__|127.0.0.1:5060|" -e "s|__LIST__|$work/dispatcher.list|" \
+      -e "s|__CHILDREN__|2|" -e "s|__MPATH__|$mpath|" benches/lb/kamailio-stateful.cfg > "$work/kamailio.cfg"
+  kamailio -f "$work/kamailio.cfg" -DD -E -m 1024 -M 64 -P "$work/kamailio.pid" > "$work/kamailio.log" 2>&1 &
+  lb=$!; pids+=($lb)
+else
+  cargo build --release -q -p sip-lb
+  target/release/sip-lb --listen udp:127.0.0.1:5060 --dispatcher-list "$work/dispatcher.list" \
+    --set 1 --algorithm 4 --admin 127.0.0.1:9060 --log-level warn "$@" > "$work/sip-lb.log" 2>&1 &
+  lb=$!; pids+=($lb)
+fi
 sleep 1.5
-timeout 60 strace -c -f -p "$lb" -o "$work/strace.txt" 2> "$work/strace.log" &
+# Every process of the balancer's tree (Kamailio's children exist before strace attaches).
+targets=(-p "$lb"); for c in $(pgrep -P "$lb" || true); do targets+=(-p "$c"); done
+timeout 60 strace -c -f "${targets[@]}" -o "$work/strace.txt" 2> "$work/strace.log" &
 st=$!; sleep 1
 calls=3000
 sipp -sf benches/lb/uac.xml 127.0.0.1:5060 -i 127.0.0.1 -p 5070 -m $calls -r 300 -nostdin \
@@ -37,6 +49,6 @@ kill -INT "$st" 2>/dev/null || true; wait "$st" 2>/dev/null || true
 ok=$(python3 -c 'import sys
 rows=[l.rstrip(";\n").split(";") for l in open(sys.argv[1]) if l.strip()]
 print(dict(zip(rows[0], rows[-1])).get("SuccessfulCall(C)", "0"))' "$work/uac.csv")
-echo "sip-lb $* : $ok of $calls calls completed; system calls (strace -c):"
+echo "${*:-sip-lb} : $ok of $calls calls completed; system calls (strace -c):"
 grep -vE '^(%|-)' "$work/strace.txt" | awk -v n="$ok" \
   '{ c = ($4 ~ /^[0-9]+$/) ? $4 : 0; if (c) printf "  %-14s %8d  %5.1f per call\n", $NF, c, c / n }'
