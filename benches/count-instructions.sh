@@ -30,6 +30,7 @@ per() { # label n1 n2 extra-valgrind-args -- args-before-count
 group=${1:-all}
 if [ "$group" = all ] || [ "$group" = parse ]; then
   per "parse INVITE (625 bytes)" 10000 30000 -- parse-invite
+  per "httparse, its header block" 10000 30000 -- httparse-invite
 fi
 if [ "$group" = all ] || [ "$group" = select ]; then
   for alg in round-robin call-id-hash from-uri-hash weight; do

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo bench -p sip-lb-benches --bench count -- parse-invite 20000
+//! cargo bench -p sip-lb-benches --bench count -- httparse-invite 20000
 //! cargo bench -p sip-lb-benches --bench count -- select call-id-hash 16 10000
 //! cargo bench -p sip-lb-benches --bench count -- call stateful 1000
 //! ```
@@ -19,7 +20,7 @@ use sip_proxy::Mode;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: count parse-invite N | select ALGORITHM DESTINATIONS N | call stateful|stateless N"
+        "usage: count parse-invite N | httparse-invite N | select ALGORITHM DESTINATIONS N | call stateful|stateless N"
     );
     std::process::exit(2)
 }
@@ -47,6 +48,15 @@ fn main() {
                     m.from_tag(),
                     m.to_tag(),
                 ));
+            }
+        }
+        Some("httparse-invite") => {
+            // The floor of a header scan: httparse on the INVITE's header block.
+            let m = messages::INVITE;
+            let start = m.iter().position(|&c| c == b'\n').map_or(0, |p| p + 1);
+            for _ in 0..num(1) {
+                let mut h = [httparse::EMPTY_HEADER; 32];
+                black_box(httparse::parse_headers(black_box(&m[start..]), &mut h).is_ok());
             }
         }
         Some("select") => {
