@@ -32,12 +32,7 @@ fn config_file(
 fn round_robin_1000_calls_exactly_250_per_backend() {
     let _g = serial();
     let dir = TestDir::new("rr");
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    let _uas: Vec<Proc> = ports
-        .iter()
-        .map(|&p| sipp_uas(&dir, p, "uas.xml"))
-        .collect();
-    let list = write_list(&dir, &ports);
+    let (ports, _uas, list) = uas_backends(&dir, 4, "uas.xml");
     let (lp, ap) = (free_port(), free_port());
     // Probes off, so the backends count exactly the calls.
     let cfg = config_file(&dir, lp, ap, &list, "[probing]\nenabled = false\n");
@@ -81,12 +76,7 @@ fn round_robin_1000_calls_exactly_250_per_backend() {
 fn cancel_before_answer_and_503_when_every_backend_is_down() {
     let _g = serial();
     let dir = TestDir::new("cancel");
-    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
-    let mut uas: Vec<Proc> = ports
-        .iter()
-        .map(|&p| sipp_uas(&dir, p, "uas_cancel.xml"))
-        .collect();
-    let list = write_list(&dir, &ports);
+    let (_, mut uas, list) = uas_backends(&dir, 2, "uas_cancel.xml");
     let lb = SipLb::start(
         &dir,
         &[
@@ -131,12 +121,7 @@ fn cancel_before_answer_and_503_when_every_backend_is_down() {
 fn stateful_failover_when_a_backend_stops_and_probes_bring_it_back() {
     let _g = serial();
     let dir = TestDir::new("failover");
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    let mut uas: Vec<Proc> = ports
-        .iter()
-        .map(|&p| sipp_uas(&dir, p, "uas.xml"))
-        .collect();
-    let list = write_list(&dir, &ports);
+    let (ports, mut uas, list) = uas_backends(&dir, 4, "uas.xml");
     let (lp, ap) = (free_port(), free_port());
     let cfg = config_file(
         &dir,
@@ -189,12 +174,7 @@ fn stateful_failover_when_a_backend_stops_and_probes_bring_it_back() {
 fn stateless_mode_completes_calls() {
     let _g = serial();
     let dir = TestDir::new("stateless");
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    let _uas: Vec<Proc> = ports
-        .iter()
-        .map(|&p| sipp_uas(&dir, p, "uas.xml"))
-        .collect();
-    let list = write_list(&dir, &ports);
+    let (_, _uas, list) = uas_backends(&dir, 4, "uas.xml");
     let lb = SipLb::start(
         &dir,
         &[
@@ -224,12 +204,7 @@ fn stateless_mode_completes_calls() {
 fn tcp_caller_to_udp_backends() {
     let _g = serial();
     let dir = TestDir::new("tcp");
-    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
-    let _uas: Vec<Proc> = ports
-        .iter()
-        .map(|&p| sipp_uas(&dir, p, "uas.xml"))
-        .collect();
-    let list = write_list(&dir, &ports);
+    let (_, _uas, list) = uas_backends(&dir, 2, "uas.xml");
     let port = free_port();
     let tcp = format!("tcp:127.0.0.1:{port}");
     let lb = SipLb::start(
@@ -325,12 +300,7 @@ fn reload_under_load_loses_no_call() {
 fn invalid_rfc4475_requests_get_4xx_while_calls_run() {
     let _g = serial();
     let dir = TestDir::new("torture");
-    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
-    let _uas: Vec<Proc> = ports
-        .iter()
-        .map(|&p| sipp_uas(&dir, p, "uas.xml"))
-        .collect();
-    let list = write_list(&dir, &ports);
+    let (_, _uas, list) = uas_backends(&dir, 2, "uas.xml");
     let mut lb = SipLb::start(
         &dir,
         &[
@@ -628,12 +598,7 @@ fn tls_caller_to_udp_backends() {
             .unwrap();
     std::fs::write(dir.path("cert.pem"), ck.cert.pem()).unwrap();
     std::fs::write(dir.path("key.pem"), ck.signing_key.serialize_pem()).unwrap();
-    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
-    let _uas: Vec<Proc> = ports
-        .iter()
-        .map(|&p| sipp_uas(&dir, p, "uas.xml"))
-        .collect();
-    let list = write_list(&dir, &ports);
+    let (_, _uas, list) = uas_backends(&dir, 2, "uas.xml");
     let (lp, tp, ap, sp) = (free_port(), free_port(), free_port(), free_port());
     let cfg = config_file(
         &dir,
@@ -915,12 +880,7 @@ fn a_restarted_balancer_is_not_taken_for_its_predecessor() {
     // not at all, and would mark healthy backends down.
     let _g = serial();
     let dir = TestDir::new("restart");
-    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
-    let _uas: Vec<Proc> = ports
-        .iter()
-        .map(|&p| sipp_uas(&dir, p, "uas.xml"))
-        .collect();
-    let list = write_list(&dir, &ports);
+    let (_, _uas, list) = uas_backends(&dir, 2, "uas.xml");
     let (lp, ap) = (free_port(), free_port());
     let cfg = config_file(
         &dir,

@@ -488,6 +488,22 @@ impl Backend {
     }
 }
 
+/// `n` sipp backends running `scenario_file` on free ports, and a dispatcher.list of them
+/// (set 1): `(ports, backends, list file)`.
+pub fn uas_backends(
+    dir: &TestDir,
+    n: usize,
+    scenario_file: &str,
+) -> (Vec<u16>, Vec<Proc>, PathBuf) {
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let uas = ports
+        .iter()
+        .map(|&p| sipp_uas(dir, p, scenario_file))
+        .collect();
+    let list = write_list(dir, &ports);
+    (ports, uas, list)
+}
+
 /// Writes a dispatcher.list for set 1 with these ports.
 pub fn write_list(dir: &TestDir, ports: &[u16]) -> PathBuf {
     let p = dir.path("dispatcher.list");
