@@ -45,7 +45,11 @@
 //! platform ranks alike), so a destination's share is proportional to its weight. The same key reaches the same
 //! destination across restarts and instances, and a destination that fails or is removed
 //! moves only its own keys. Kamailio takes the hash modulo the set size instead, which
-//! moves most keys when the set changes. For 1-3 the key is, as in Kamailio, the URI's
+//! moves most keys when the set changes. By default
+//! ([`DispatcherOptions::hash_slots`]) the key's hash picks one of [`HASH_SLOTS`] slots
+//! and the set's table, built with the snapshot, holds each slot's rendezvous order, so a
+//! selection costs the same for 4 or 64 destinations; shares then follow the weights
+//! within about 1/√(slots per destination). For 1-3 the key is, as in Kamailio, the URI's
 //! user, host, and port when it is not the default (only the user with
 //! [`DispatcherOptions::hash_user_only`], Kamailio `ds_flags` 1); 5 falls back to round
 //! robin without credentials, as Kamailio does; 7 hashes [`SelectKey::custom`] (Kamailio:
@@ -173,8 +177,8 @@ pub use destination::{
     StateChange, Target, UnknownState,
 };
 pub use dispatcher::{
-    DestinationSet, Dispatcher, DispatcherOptions, HASH_SEED, ProbeMode, ReloadReport, SelectKey,
-    SelectOutcome, Selection, Snapshot,
+    DestinationSet, Dispatcher, DispatcherOptions, HASH_SEED, HASH_SLOTS, ProbeMode, ReloadReport,
+    SelectKey, SelectOutcome, Selection, Snapshot,
 };
 pub use list::{Attrs, DestinationList, DestinationSpec, Flags, ListError, check_uri};
 pub use queue::{QueueFull, WaitQueue};

@@ -413,9 +413,9 @@ proptest! {
     }
 
     #[test]
-    fn rendezvous_moves_only_the_removed_destinations_keys(n in 2usize..10, gone in 0usize..10, keys in prop::collection::vec(any::<u64>(), 1..200)) {
+    fn rendezvous_moves_only_the_removed_destinations_keys(n in 2usize..10, gone in 0usize..10, keys in prop::collection::vec(any::<u64>(), 1..200), hash_slots in any::<bool>()) {
         let gone = gone % n;
-        let d = Dispatcher::new(list(n));
+        let d = Dispatcher::with_options(list(n), DispatcherOptions { hash_slots, ..DispatcherOptions::default() });
         let now = Instant::now();
         let before: Vec<String> = keys.iter().map(|k| { let b = k.to_le_bytes(); first(&d, Algorithm::CallIdHash, &SelectKey { call_id: &b, ..SelectKey::default() }, now) }).collect();
         let text: String = (0..n).filter(|&i| i != gone).map(|i| format!("1 sip:10.0.0.{}:5060\n", i + 1)).collect();

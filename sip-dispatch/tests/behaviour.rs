@@ -987,8 +987,8 @@ proptest! {
 
     /// Hashing (unweighted and weighted) and random stay within statistical bounds.
     #[test]
-    fn hash_and_random_within_bounds(weights in prop::collection::vec(1u32..5, 2..7), seed in any::<u32>()) {
-        let d = Dispatcher::new(weighted_list(&weights));
+    fn hash_and_random_within_bounds(weights in prop::collection::vec(1u32..5, 2..7), seed in any::<u32>(), hash_slots in any::<bool>()) {
+        let d = Dispatcher::with_options(weighted_list(&weights), DispatcherOptions { hash_slots, ..DispatcherOptions::default() });
         let now = Instant::now();
         let total: u32 = weights.iter().sum();
         let n = 12_000usize;
