@@ -95,6 +95,7 @@ pub mod output;
 mod proxy;
 pub mod sanity;
 mod slab;
+mod timer;
 
 pub use calls::CallTable;
 pub use config::{Failover, LocalEndpoint, Mode, ProbeConfig, ProxyConfig, QueueConfig, Timers};

@@ -1,7 +1,6 @@
 //! The proxy state machine.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -24,6 +23,7 @@ use crate::cookie::{COOKIE_PARAM, CookieKey, RouteCookie, TagCache};
 use crate::output::{DropReason, Event, FailoverCause, Origin, ProxyStats, Transmit, method_index};
 use crate::sanity::{Refusal, check_request, reply_to_unparsable, unsupported_tags};
 use crate::slab::Slab;
+use crate::timer::TimerWheel;
 
 /// A hasher for keys that are already hashes.
 #[derive(Default)]
@@ -162,7 +162,7 @@ pub struct Proxy {
     servers: Slab<ServerTx>,
     server_index: PassThroughMap<(u32, u32)>,
     clients: Slab<ClientTx>,
-    timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+    timers: TimerWheel<TimerRef>,
     recent: Vec<Option<Recent>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -230,7 +230,7 @@ impl Proxy {
             servers: Slab::default(),
             server_index: PassThroughMap::default(),
             clients: Slab::with_seed(cfg.instance),
-            timers: BinaryHeap::new(),
+            timers: TimerWheel::default(),
             recent,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -294,7 +294,7 @@ impl Proxy {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut t = self.timers.peek().map(|Reverse((at, _))| *at);
+        let mut t = self.timers.next_deadline();
         for c in [self.next_probe, self.next_sweep, self.next_queue_check]
             .into_iter()
             .flatten()
@@ -1054,8 +1054,8 @@ impl Proxy {
             .finish()
     }
 
-    fn arm(&mut self, at: Instant, r: TimerRef) {
-        self.timers.push(Reverse((at, r)));
+    fn arm(&mut self, now: Instant, at: Instant, r: TimerRef) {
+        self.timers.arm(now, at, r);
     }
 
     fn stateful_request(
@@ -1084,7 +1084,7 @@ impl Proxy {
                         self.cfg.timers.t4
                     };
                     st.expire_at = Some(now + wait);
-                    self.arm(now + wait, TimerRef::Server(i, g));
+                    self.arm(now, now + wait, TimerRef::Server(i, g));
                 }
                 return;
             }
@@ -1419,9 +1419,9 @@ impl Proxy {
             st.client = Some((cidx, cgen));
         }
         if !reliable {
-            self.arm(now + t.t1, TimerRef::Client(cidx, cgen));
+            self.arm(now, now + t.t1, TimerRef::Client(cidx, cgen));
         }
-        self.arm(now + timeout, TimerRef::Client(cidx, cgen));
+        self.arm(now, now + timeout, TimerRef::Client(cidx, cgen));
         self.stats.requests_forwarded += 1;
         self.transmits.push_back(Transmit {
             destination: hop.addr,
@@ -1498,9 +1498,9 @@ impl Proxy {
                     bytes,
                 };
                 if !reliable {
-                    self.arm(now + t.t1, TimerRef::Client(id.0, id.1));
+                    self.arm(now, now + t.t1, TimerRef::Client(id.0, id.1));
                 }
-                self.arm(now + 64 * t.t1, TimerRef::Client(id.0, id.1));
+                self.arm(now, now + 64 * t.t1, TimerRef::Client(id.0, id.1));
                 self.transmits.push_back(tx);
             }
             _ => {}
@@ -1562,7 +1562,7 @@ impl Proxy {
         let next = st.retransmit_at.into_iter().chain(st.expire_at);
         let arms: SmallVec<[Instant; 2]> = next.collect();
         for at in arms {
-            self.arm(at, TimerRef::Server(id.0, id.1));
+            self.arm(now, at, TimerRef::Server(id.0, id.1));
         }
     }
 
@@ -1657,10 +1657,8 @@ impl Proxy {
                     c.retransmit_at = None;
                     if first {
                         c.timeout_at = Some(now + t.no_final_invite);
-                        self.timers.push(Reverse((
-                            now + t.no_final_invite,
-                            TimerRef::Client(id.0, id.1),
-                        )));
+                        self.timers
+                            .arm(now, now + t.no_final_invite, TimerRef::Client(id.0, id.1));
                     }
                 } else {
                     c.interval = t.t2;
@@ -1714,7 +1712,7 @@ impl Proxy {
                 }
                 let exp = c.expire_at;
                 if let Some(e) = exp {
-                    self.arm(e, TimerRef::Client(id.0, id.1));
+                    self.arm(now, e, TimerRef::Client(id.0, id.1));
                 }
                 if code == 503
                     && let Some(d) = &dest
@@ -1825,11 +1823,7 @@ impl Proxy {
     /// Processes every timer due at `now`: retransmissions, timeouts and failover, probes,
     /// the queue, expired dialogs.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((at, r))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some(r) = self.timers.pop_due(now) {
             match r {
                 TimerRef::Server(i, g) => self.server_timer(now, (i, g)),
                 TimerRef::Client(i, g) => self.client_timer(now, (i, g)),
@@ -1878,7 +1872,7 @@ impl Proxy {
             st.retransmit_at = Some(next);
             let bytes = st.last_response.clone();
             let origin = st.origin;
-            self.arm(next, TimerRef::Server(id.0, id.1));
+            self.arm(now, next, TimerRef::Server(id.0, id.1));
             if let Some(b) = bytes {
                 self.stats.retransmissions_sent += 1;
                 self.send_to_origin(&origin, b);
@@ -1914,7 +1908,7 @@ impl Proxy {
                 };
                 self.transmits.push_back(tx);
                 self.stats.retransmissions_sent += 1;
-                self.arm(next, TimerRef::Client(id.0, id.1));
+                self.arm(now, next, TimerRef::Client(id.0, id.1));
             }
         }
         let Some(c) = self.clients.get_mut(id.0, id.1) else {
@@ -1945,7 +1939,7 @@ impl Proxy {
             };
             self.transmits.push_back(tx);
             self.stats.retransmissions_sent += 1;
-            self.arm(next, TimerRef::Client(id.0, id.1));
+            self.arm(now, next, TimerRef::Client(id.0, id.1));
         }
     }
 
@@ -2100,9 +2094,9 @@ impl Proxy {
         c.request = bytes.clone();
         c.retransmit_at = (!reliable).then_some(now + self.cfg.timers.t1);
         if !reliable {
-            self.arm(now + self.cfg.timers.t1, TimerRef::Client(ci, cg));
+            self.arm(now, now + self.cfg.timers.t1, TimerRef::Client(ci, cg));
         }
-        self.arm(now + pc.timeout, TimerRef::Client(ci, cg));
+        self.arm(now, now + pc.timeout, TimerRef::Client(ci, cg));
         self.stats.probes_sent += 1;
         self.transmits.push_back(Transmit {
             destination: addr,
