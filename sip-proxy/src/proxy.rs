@@ -64,7 +64,10 @@ enum ServerState {
 #[derive(Debug)]
 struct ServerTx {
     key: u64,
-    request: Message,
+    /// The request as received. Kept as bytes, not as the parsed `Message` (776 bytes of
+    /// spans): only the rare paths after the first attempt (failover, local replies,
+    /// the queue) need it parsed, and they parse it again.
+    request: Bytes,
     origin: Origin,
     invite: bool,
     state: ServerState,
@@ -1173,29 +1176,20 @@ impl Proxy {
             cancelled: false,
             queued: false,
             initial_invite: invite && !in_dialog,
-            request: msg,
+            request: msg.buffer().clone(),
         };
         let (i, g) = self.servers.insert(st);
         self.server_index.insert(key, (i, g));
         if invite {
-            let trying = {
-                let st = self.servers.get(i, g).expect("just inserted");
-                self.build_reply(&st.request, st.origin.source, 100, "Trying", None, &[])
-            };
+            let trying = self.build_reply(&msg, origin.source, 100, "Trying", None, &[]);
             self.count_local_reply(100);
             let st = self.servers.get_mut(i, g).expect("just inserted");
             st.last_response = Some(trying.clone());
             self.send_to_origin(&origin, trying);
         }
         if !in_dialog {
-            let req = self
-                .servers
-                .get(i, g)
-                .expect("just inserted")
-                .request
-                .clone();
             let limit = self.cfg.failover.max_attempts.max(1);
-            match self.select(&req, now, limit) {
+            match self.select(&msg, now, limit) {
                 SelectOutcome::Selected => {
                     let alts: SmallVec<[Arc<Destination>; 4]> =
                         self.selection.iter().cloned().collect();
@@ -1208,7 +1202,20 @@ impl Proxy {
                 _ => {}
             }
         }
-        self.attempt(now, (i, g));
+        self.attempt(now, (i, g), &msg);
+    }
+
+    /// The request of a server transaction, parsed again from its bytes.
+    fn server_request(&self, id: (u32, u32)) -> Option<Message> {
+        let st = self.servers.get(id.0, id.1)?;
+        Message::parse_with(st.request.clone(), &self.parse_options).ok()
+    }
+
+    /// The next attempt of a transaction whose request is no longer at hand (failover).
+    fn attempt_again(&mut self, now: Instant, id: (u32, u32)) {
+        if let Some(req) = self.server_request(id) {
+            self.attempt(now, id, &req);
+        }
     }
 
     fn enqueue(&mut self, now: Instant, id: (u32, u32)) {
@@ -1227,11 +1234,11 @@ impl Proxy {
     }
 
     fn provisional_local(&mut self, id: (u32, u32), code: u16, reason: &'static str) {
-        let Some(st) = self.servers.get(id.0, id.1) else {
+        let Some(req) = self.server_request(id) else {
             return;
         };
-        let bytes = self.build_reply(&st.request, st.origin.source, code, reason, None, &[]);
-        let origin = st.origin;
+        let origin = self.servers.get(id.0, id.1).expect("parsed from it").origin;
+        let bytes = self.build_reply(&req, origin.source, code, reason, None, &[]);
         self.count_local_reply(code);
         if let Some(st) = self.servers.get_mut(id.0, id.1) {
             st.last_response = Some(bytes.clone());
@@ -1258,7 +1265,10 @@ impl Proxy {
                 self.final_local(now, id, 503, "Queue Timeout", true);
                 continue;
             }
-            let req = st.request.clone();
+            let Some(req) = self.server_request(id) else {
+                self.queue.pop_front();
+                continue;
+            };
             let limit = self.cfg.failover.max_attempts.max(1);
             match self.select(&req, now, limit) {
                 SelectOutcome::Selected => {
@@ -1269,7 +1279,7 @@ impl Proxy {
                         st.alternates = alts;
                         st.queued = false;
                     }
-                    self.attempt(now, id);
+                    self.attempt(now, id, &req);
                 }
                 SelectOutcome::Queue => break,
                 SelectOutcome::Unavailable => {
@@ -1290,7 +1300,7 @@ impl Proxy {
 
     /// Sends the request of server transaction `id` to its next destination; when none is
     /// left, answers the best response received or 503.
-    fn attempt(&mut self, now: Instant, id: (u32, u32)) {
+    fn attempt(&mut self, now: Instant, id: (u32, u32), req: &Message) {
         loop {
             let Some(st) = self.servers.get_mut(id.0, id.1) else {
                 return;
@@ -1331,7 +1341,7 @@ impl Proxy {
                 return;
             };
             st.attempts += 1;
-            if self.send_client(now, id, hop) {
+            if self.send_client(now, id, hop, req) {
                 return;
             }
         }
@@ -1352,7 +1362,7 @@ impl Proxy {
 
     /// Creates a client transaction towards `hop` and sends the request. False when the
     /// request could not be written for that hop.
-    fn send_client(&mut self, now: Instant, id: (u32, u32), hop: NextHop) -> bool {
+    fn send_client(&mut self, now: Instant, id: (u32, u32), hop: NextHop, req: &Message) -> bool {
         let (cidx, cgen) = self.clients.insert(ClientTx {
             server: Some(id),
             destination: hop.destination.clone(),
@@ -1381,11 +1391,11 @@ impl Proxy {
                 index: cidx,
                 generation: cgen,
             },
-            loop_hash: self.loop_hash(&st.request),
+            loop_hash: self.loop_hash(req),
         }
         .encode();
         let built = self.forward_request_bytes(
-            &st.request,
+            req,
             &st.origin,
             &hop,
             branch.as_bytes(),
@@ -1522,9 +1532,12 @@ impl Proxy {
         if st.state != ServerState::Proceeding {
             return;
         }
-        let ra = retry_after.then_some(self.cfg.failover.retry_after);
-        let bytes = self.build_reply(&st.request, st.origin.source, code, reason, ra, &[]);
         let origin = st.origin;
+        let Some(req) = self.server_request(id) else {
+            return;
+        };
+        let ra = retry_after.then_some(self.cfg.failover.retry_after);
+        let bytes = self.build_reply(&req, origin.source, code, reason, ra, &[]);
         self.stats.rejected += 1;
         self.count_local_reply(code);
         self.events.push_back(Event::Rejected {
@@ -1811,7 +1824,7 @@ impl Proxy {
                     cause: FailoverCause::Response(code),
                 });
             }
-            self.attempt(now, sid);
+            self.attempt_again(now, sid);
         } else {
             let best = st.best.take().expect("just stored");
             self.forward_final_upstream(now, sid, *best);
@@ -2008,7 +2021,7 @@ impl Proxy {
                 cause: FailoverCause::Timeout,
             });
         }
-        self.attempt(now, sid);
+        self.attempt_again(now, sid);
     }
 
     // ---- probes ------------------------------------------------------------------------
