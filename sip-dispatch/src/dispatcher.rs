@@ -508,15 +508,79 @@ fn key_hash(key: &[u8]) -> u64 {
 }
 
 /// Kamailio's URI hash key: the user, then the host, then the port when it is not the
-/// scheme's default (`user_only`: the user alone). Bytes that do not parse as a SIP URI
-/// are hashed as they are.
+/// scheme's default (`user_only`: the user alone). Other schemes are hashed as they are.
+///
+/// The parts are found by a scan, not a parse: the user ends at the first `@` (its
+/// password at a `:`), the host at a `:`, `;` or `?` (or after `]`), the port at `;` or
+/// `?`. For every URI the parser accepts this gives the parser's user, host and port
+/// (tested against it); an invalid URI is still hashed by what looks like its parts.
 fn uri_key_hash(uri: &[u8], user_only: bool) -> u64 {
-    let uri = trim_angle(uri);
-    let Ok(u) = sip_core::uri::Uri::parse(uri) else {
+    let uri = addr_spec(uri);
+    let (rest, default) = if uri.len() > 4 && uri[..4].eq_ignore_ascii_case(b"sip:") {
+        (&uri[4..], 5060)
+    } else if uri.len() > 5 && uri[..5].eq_ignore_ascii_case(b"sips:") {
+        (&uri[5..], 5061)
+    } else {
         return key_hash(uri);
     };
+    // Byte loops, not memchr: these strings are a few dozen bytes, shorter than what
+    // pays for memchr's vector set-up (half the instructions of the selection with it).
+    let (user, hostport) = match rest.iter().position(|&c| c == b'@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo
+                .iter()
+                .position(|&c| c == b':')
+                .map_or(userinfo, |c| &userinfo[..c]);
+            (user, &rest[at + 1..])
+        }
+        None => (&[][..], rest),
+    };
+    let mut h = key_hash(user);
+    if user_only {
+        return h;
+    }
+    let host_end = if hostport.first() == Some(&b'[') {
+        hostport
+            .iter()
+            .position(|&c| c == b']')
+            .map_or(hostport.len(), |e| e + 1)
+    } else {
+        hostport
+            .iter()
+            .position(|&c| matches!(c, b':' | b';' | b'?'))
+            .unwrap_or(hostport.len())
+    };
+    let host = &hostport[..host_end];
+    h = xxh3_64_with_seed(host, h);
+    if hostport.get(host_end) == Some(&b':') {
+        let digits = &hostport[host_end + 1..];
+        let end = digits.iter().position(|&c| matches!(c, b';' | b'?'));
+        let digits = &digits[..end.unwrap_or(digits.len())];
+        if let Some(p) = parse_port(digits).filter(|&p| p != default) {
+            h = xxh3_64_with_seed(&p.to_be_bytes(), h);
+        }
+    }
+    h
+}
+
+/// A port number of 1 to 5 decimal digits, at most 65535.
+fn parse_port(digits: &[u8]) -> Option<u16> {
+    if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = digits
+        .iter()
+        .fold(0u32, |v, &d| v * 10 + u32::from(d - b'0'));
+    u16::try_from(v).ok()
+}
+
+/// [`uri_key_hash`] through the URI parser, for the tests that hold the scan to it.
+#[cfg(test)]
+fn uri_key_hash_parsed(uri: &[u8], user_only: bool) -> Option<u64> {
+    let u = sip_core::uri::Uri::parse(addr_spec(uri)).ok()?;
     if !u.scheme().is_sip() {
-        return key_hash(uri);
+        return None;
     }
     let mut h = key_hash(u.user().unwrap_or_default());
     if !user_only {
@@ -530,15 +594,20 @@ fn uri_key_hash(uri: &[u8], user_only: bool) -> u64 {
             h = xxh3_64_with_seed(&p.to_be_bytes(), h);
         }
     }
-    h
+    Some(h)
 }
 
-fn trim_angle(b: &[u8]) -> &[u8] {
+/// The URI of a header value: the value itself when it starts with `sip:` or `sips:` (an
+/// addr-spec; a name-addr's display name cannot start so), else the part in angle
+/// brackets when there is one.
+fn addr_spec(b: &[u8]) -> &[u8] {
     let b = b.trim_ascii();
-    match (
-        b.iter().position(|&c| c == b'<'),
-        b.iter().rposition(|&c| c == b'>'),
-    ) {
+    if b.len() > 4
+        && (b[..4].eq_ignore_ascii_case(b"sip:") || b[..5].eq_ignore_ascii_case(b"sips:"))
+    {
+        return b;
+    }
+    match (memchr::memchr(b'<', b), memchr::memrchr(b'>', b)) {
         (Some(s), Some(e)) if s < e => &b[s + 1..e],
         _ => b,
     }
@@ -1244,6 +1313,70 @@ mod tests {
             all_same_priority: s.all_same_priority,
             counter: AtomicU64::new(0),
             slots: s.slots.clone(),
+        }
+    }
+
+    fn assert_scan_matches_parser(uri: &str) -> Result<(), TestCaseError> {
+        for user_only in [false, true] {
+            if let Some(h) = uri_key_hash_parsed(uri.as_bytes(), user_only) {
+                prop_assert_eq!(uri_key_hash(uri.as_bytes(), user_only), h, "{}", uri);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_uri_key_scan_matches_the_parser_on_typical_uris() {
+        let mut parsed = 0;
+        for u in [
+            "sip:alice@atlanta.example.com",
+            "<sip:alice@atlanta.example.com:5060;transport=tcp>",
+            "\"Bob\" <sips:bob:secret@biloxi.example.com:5061;lr?subject=x>",
+            "sip:bob@192.0.2.4:5070",
+            "sip:[2001:db8::10]:5070;maddr=x",
+            "sip:user@[::1]",
+            "SIP:Alice@Example.COM:5080",
+            "sip:example.com",
+            "sip:example.com:5062;lr",
+            "sip:%61lice@example.com",
+            "sip:a;b=c@example.com",
+            "sip:+1-212-555-1212:1234@gateway.com;user=phone",
+        ] {
+            if uri_key_hash_parsed(u.as_bytes(), false).is_some() {
+                parsed += 1;
+            }
+            assert_scan_matches_parser(u).unwrap();
+        }
+        assert!(parsed >= 11, "the examples parse ({parsed})");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Wherever the parser accepts a SIP URI, the scan finds the same user, host and
+        /// port.
+        #[test]
+        fn the_uri_key_scan_matches_the_parser(
+            scheme in "(sip|sips|SIP|Sips):",
+            user in prop::option::of("[a-zA-Z0-9%+;?&=$,/_.!~*'()-]{0,12}(:[a-z0-9%]{0,6})?@"),
+            host in "([a-zA-Z0-9-]{1,10}(\\.[a-zA-Z0-9-]{1,8}){0,3}|[0-9]{1,3}(\\.[0-9]{1,3}){3}|\\[[0-9a-f:.]{2,20}\\])",
+            port in prop::option::of(":[0-9]{0,6}"),
+            tail in "(;[a-z=@:%0-9-]{0,8}){0,3}(\\?[a-z=@&%0-9]{0,10})?",
+            angle in any::<bool>(),
+        ) {
+            let uri = format!("{scheme}{}{host}{}{tail}", user.unwrap_or_default(), port.unwrap_or_default());
+            let uri = if angle { format!("\"x\" <{uri}>;tag=1") } else { uri };
+            assert_scan_matches_parser(&uri)?;
+        }
+
+        /// Arbitrary bytes after the scheme: the scan never panics, and agrees with the
+        /// parser whenever the parser accepts.
+        #[test]
+        fn the_uri_key_scan_agrees_on_arbitrary_text(rest in "[ -~]{0,40}") {
+            for scheme in ["sip:", "sips:"] {
+                let uri = format!("{scheme}{rest}");
+                let _ = uri_key_hash(uri.as_bytes(), false);
+                assert_scan_matches_parser(&uri)?;
+            }
         }
     }
 
