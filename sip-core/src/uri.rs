@@ -565,6 +565,16 @@ fn validate_uri_headers(s: &[u8], base: usize) -> Result<(), ValueError> {
     Ok(())
 }
 
+/// A port as the URI grammar has it: 1 to 5 decimal digits, at most 65535.
+///
+/// ```
+/// assert_eq!(sip_core::uri::port_number(b"5060"), Some(5060));
+/// assert_eq!(sip_core::uri::port_number(b"65536"), None);
+/// ```
+pub fn port_number(digits: &[u8]) -> Option<u16> {
+    lex::port(digits)
+}
+
 /// Iterates over the bytes of `s` with `%HH` escapes decoded (an invalid escape is passed
 /// through unchanged). Never allocates.
 pub fn percent_decode(s: &[u8]) -> impl Iterator<Item = u8> + '_ {

@@ -557,22 +557,11 @@ fn uri_key_hash(uri: &[u8], user_only: bool) -> u64 {
         let digits = &hostport[host_end + 1..];
         let end = digits.iter().position(|&c| matches!(c, b';' | b'?'));
         let digits = &digits[..end.unwrap_or(digits.len())];
-        if let Some(p) = parse_port(digits).filter(|&p| p != default) {
+        if let Some(p) = sip_core::uri::port_number(digits).filter(|&p| p != default) {
             h = xxh3_64_with_seed(&p.to_be_bytes(), h);
         }
     }
     h
-}
-
-/// A port number of 1 to 5 decimal digits, at most 65535.
-fn parse_port(digits: &[u8]) -> Option<u16> {
-    if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let v = digits
-        .iter()
-        .fold(0u32, |v, &d| v * 10 + u32::from(d - b'0'));
-    u16::try_from(v).ok()
 }
 
 /// [`uri_key_hash`] through the URI parser, for the tests that hold the scan to it.
