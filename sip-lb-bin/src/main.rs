@@ -120,7 +120,14 @@ pub fn serve(
     control: Option<(StopHandle, std::sync::mpsc::Sender<Started>)>,
 ) -> Result<(), String> {
     let list = cfg.destination_list().map_err(|e| e.to_string())?;
-    let dispatcher = Arc::new(Dispatcher::new(list));
+    // The slot table of the hash algorithms costs up to 512 KiB and 0.2 s per set to
+    // build (64 weighted destinations): only for an algorithm that hashes.
+    let algorithm = cfg.dispatcher.algorithm.0;
+    let options = sip_dispatch::DispatcherOptions {
+        hash_slots: algorithm.is_hash() || algorithm == sip_dispatch::Algorithm::Sticky,
+        ..sip_dispatch::DispatcherOptions::default()
+    };
+    let dispatcher = Arc::new(Dispatcher::with_options(list, options));
     if cfg.proxy.cookie_key.is_none() {
         tracing::warn!(
             "no proxy.cookie_key configured: using a random one; dialogs will not survive a restart or move between instances"
