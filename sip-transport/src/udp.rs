@@ -387,6 +387,22 @@ mod sys {
     }
 
     /// Reads the address the kernel wrote into `storage`.
+    /// An `mmsghdr` for one datagram: address `addr` of `len` bytes, one iovec.
+    pub(super) fn msg_header(
+        addr: *mut libc::sockaddr_storage,
+        len: usize,
+        iov: *mut libc::iovec,
+    ) -> libc::mmsghdr {
+        // SAFETY: all-zero bytes are a valid mmsghdr (a plain C struct: null pointers,
+        // zero lengths and flags).
+        let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        h.msg_hdr.msg_name = addr.cast();
+        h.msg_hdr.msg_namelen = len as libc::socklen_t;
+        h.msg_hdr.msg_iov = iov;
+        h.msg_hdr.msg_iovlen = 1;
+        h
+    }
+
     pub(super) fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
         match storage.ss_family as libc::c_int {
             libc::AF_INET => {
@@ -425,23 +441,27 @@ mod sys {
             batch.prepare();
             let n = batch.slots.len();
             let fd: RawFd = self.sock.as_raw_fd();
-            // SAFETY: all-zero bytes are valid values of these plain C structs.
-            let mut addrs: [libc::sockaddr_storage; MAX_BATCH] = unsafe { std::mem::zeroed() };
-            // SAFETY: as above.
-            let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
-            // SAFETY: as above.
-            let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+            // Only the first `n` entries are written (zeroing all MAX_BATCH of the three
+            // arrays was 13 KiB of memset per system call, 1.4 % of the worker's CPU).
+            let mut addrs = [const { MaybeUninit::<libc::sockaddr_storage>::uninit() }; MAX_BATCH];
+            let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; MAX_BATCH];
+            let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; MAX_BATCH];
             for i in 0..n {
                 let spare: &mut [MaybeUninit<u8>] = batch.slots[i].spare_capacity_mut();
-                iovs[i].iov_base = spare.as_mut_ptr().cast();
-                // Ask for one byte more than allowed so that a longer datagram is seen
-                // as truncated (MSG_TRUNC) rather than silently cut.
-                iovs[i].iov_len = (batch.max_datagram + 1).min(spare.len());
-                hdrs[i].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
-                hdrs[i].msg_hdr.msg_namelen =
-                    std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
-                hdrs[i].msg_hdr.msg_iovlen = 1;
+                let iov: *mut libc::iovec = iovs[i].write(libc::iovec {
+                    iov_base: spare.as_mut_ptr().cast(),
+                    // Ask for one byte more than allowed so that a longer datagram is
+                    // seen as truncated (MSG_TRUNC) rather than silently cut.
+                    iov_len: (batch.max_datagram + 1).min(spare.len()),
+                });
+                // SAFETY: all-zero bytes are a valid sockaddr_storage (a plain C struct).
+                let addr: *mut libc::sockaddr_storage =
+                    addrs[i].write(unsafe { std::mem::zeroed() });
+                hdrs[i].write(msg_header(
+                    addr,
+                    std::mem::size_of::<libc::sockaddr_storage>(),
+                    iov,
+                ));
             }
             let flags = if nonblocking {
                 libc::MSG_DONTWAIT
@@ -458,7 +478,7 @@ mod sys {
                 let r = unsafe {
                     libc::recvmmsg(
                         fd,
-                        hdrs.as_mut_ptr(),
+                        hdrs.as_mut_ptr().cast::<libc::mmsghdr>(),
                         n as libc::c_uint,
                         flags,
                         std::ptr::null_mut(),
@@ -475,13 +495,16 @@ mod sys {
                 }
                 return Err(e);
             };
-            for i in 0..r {
-                let len = hdrs[i].msg_len as usize;
-                if hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len > batch.max_datagram {
+            for i in 0..r.min(n) {
+                // SAFETY: entries below `n` were written before the call.
+                let (hdr, addr) =
+                    unsafe { (hdrs[i].assume_init_ref(), addrs[i].assume_init_ref()) };
+                let len = hdr.msg_len as usize;
+                if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len > batch.max_datagram {
                     batch.truncated += 1;
                     continue;
                 }
-                let Some(source) = from_sockaddr(&addrs[i]) else {
+                let Some(source) = from_sockaddr(addr) else {
                     continue;
                 };
                 let slot = &mut batch.slots[i];
@@ -503,26 +526,33 @@ mod sys {
         ) -> io::Result<(usize, usize)> {
             let n = out.len().min(MAX_BATCH);
             let fd: RawFd = self.sock.as_raw_fd();
-            // SAFETY: all-zero bytes are valid values of these plain C structs.
-            let mut addrs: [libc::sockaddr_storage; MAX_BATCH] = unsafe { std::mem::zeroed() };
-            // SAFETY: as above.
-            let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
-            // SAFETY: as above.
-            let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+            // Only the first `n` entries are written (see recv_inner).
+            let mut addrs = [const { MaybeUninit::<libc::sockaddr_storage>::uninit() }; MAX_BATCH];
+            let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; MAX_BATCH];
+            let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; MAX_BATCH];
             for i in 0..n {
-                let len = to_sockaddr(self.map_destination(out[i].destination), &mut addrs[i]);
-                iovs[i].iov_base = out[i].bytes.as_ptr() as *mut libc::c_void;
-                iovs[i].iov_len = out[i].bytes.len();
-                hdrs[i].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
-                hdrs[i].msg_hdr.msg_namelen = len;
-                hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
-                hdrs[i].msg_hdr.msg_iovlen = 1;
+                // SAFETY: all-zero bytes are a valid sockaddr_storage (a plain C struct).
+                let addr = addrs[i].write(unsafe { std::mem::zeroed() });
+                let len = to_sockaddr(self.map_destination(out[i].destination), addr);
+                let addr: *mut libc::sockaddr_storage = addr;
+                let iov: *mut libc::iovec = iovs[i].write(libc::iovec {
+                    iov_base: out[i].bytes.as_ptr() as *mut libc::c_void,
+                    iov_len: out[i].bytes.len(),
+                });
+                hdrs[i].write(msg_header(addr, len as usize, iov));
             }
             let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
             // SAFETY: `hdrs[..n]` are initialised; each points to its address in `addrs`
             // and its iovec in `iovs`, which points to the bytes of `out[i]` (read only by
             // the kernel despite the `*mut` type). All outlive the call.
-            let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as libc::c_uint, flags) };
+            let r = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    hdrs.as_mut_ptr().cast::<libc::mmsghdr>(),
+                    n as libc::c_uint,
+                    flags,
+                )
+            };
             if r > 0 {
                 return Ok((r as usize, r as usize));
             }
