@@ -13,8 +13,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use bytes::Bytes;
-use sip_core::Message;
-use sip_dispatch::{Algorithm, SelectKey, Selection};
+use sip_dispatch::{Algorithm, Selection};
 use sip_lb_benches::{call, messages, select};
 use sip_proxy::Mode;
 
@@ -40,14 +39,7 @@ fn main() {
         Some("parse-invite") => {
             let b = Bytes::from_static(messages::INVITE);
             for _ in 0..num(1) {
-                let m = Message::parse(black_box(b.clone())).expect("valid");
-                black_box((
-                    m.top_via_branch(),
-                    m.call_id(),
-                    m.cseq(),
-                    m.from_tag(),
-                    m.to_tag(),
-                ));
+                black_box(messages::parse_essentials(black_box(&b)));
             }
         }
         Some("httparse-invite") => {
@@ -70,16 +62,7 @@ fn main() {
             let mut sel = Selection::with_capacity(n + 1);
             for i in 0..num(3) {
                 let cid = i.to_le_bytes();
-                let key = SelectKey {
-                    call_id: &cid,
-                    from_uri: b"sip:alice@atlanta.example.com",
-                    to_uri: b"sip:bob@biloxi.example.com",
-                    request_uri: b"sip:bob@192.0.2.4",
-                    auth_username: Some(&cid),
-                    custom: Some(&cid),
-                    aor: Some(&cid[..1]),
-                };
-                black_box(d.select(1, alg, &key, now, 2, &mut sel));
+                black_box(d.select(1, alg, &select::key(&cid), now, 2, &mut sel));
             }
         }
         Some("call") => {

@@ -7,8 +7,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use sip_dispatch::{Algorithm, SelectKey, Selection};
-use sip_lb_benches::select::dispatcher;
+use sip_dispatch::{Algorithm, Selection};
+use sip_lb_benches::select::{dispatcher, key};
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("select");
@@ -24,16 +24,7 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| {
                     i += 1;
                     let cid = i.to_le_bytes();
-                    let key = SelectKey {
-                        call_id: &cid,
-                        from_uri: b"sip:alice@atlanta.example.com",
-                        to_uri: b"sip:bob@biloxi.example.com",
-                        request_uri: b"sip:bob@192.0.2.4",
-                        auth_username: Some(&cid),
-                        custom: Some(&cid),
-                        aor: Some(&cid[..1]),
-                    };
-                    black_box(d.select(1, a, &key, now, 2, &mut sel));
+                    black_box(d.select(1, a, &key(&cid), now, 2, &mut sel));
                 })
             });
         }

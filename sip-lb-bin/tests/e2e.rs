@@ -52,7 +52,7 @@ fn round_robin_1000_calls_exactly_250_per_backend() {
         &[],
         Duration::from_secs(60),
     );
-    assert_eq!((r.successful, r.failed), (1000, 0), "{}", r.log);
+    r.assert_all_succeeded(1000, "");
     std::thread::sleep(Duration::from_millis(1500));
     let spread: Vec<u64> = ports.iter().map(|&p| uas_calls(&dir, p)).collect();
     assert_eq!(spread, vec![250, 250, 250, 250]);
@@ -98,7 +98,7 @@ fn cancel_before_answer_and_503_when_every_backend_is_down() {
         &[],
         Duration::from_secs(30),
     );
-    assert_eq!((r.successful, r.failed), (20, 0), "{}", r.log);
+    r.assert_all_succeeded(20, "");
     // Every backend gone: the balancer answers 503 (after probes mark them, or after the
     // failover attempts time out).
     for u in &mut uas {
@@ -114,7 +114,7 @@ fn cancel_before_answer_and_503_when_every_backend_is_down() {
         &["-recv_timeout", "40000"],
         Duration::from_secs(60),
     );
-    assert_eq!((r.successful, r.failed), (3, 0), "{}", r.log);
+    r.assert_all_succeeded(3, "");
 }
 
 #[test]
@@ -155,7 +155,7 @@ fn stateful_failover_when_a_backend_stops_and_probes_bring_it_back() {
     std::thread::sleep(Duration::from_secs(2));
     uas[3].kill();
     let r = caller.join().unwrap();
-    assert_eq!((r.successful, r.failed), (600, 0), "{}", r.log);
+    r.assert_all_succeeded(600, "");
     assert!(
         wait_until(Duration::from_secs(5), || lb.state(3) == "inactive"),
         "{}",
@@ -197,7 +197,7 @@ fn stateless_mode_completes_calls() {
         &[],
         Duration::from_secs(40),
     );
-    assert_eq!((r.successful, r.failed), (400, 0), "{}", r.log);
+    r.assert_all_succeeded(400, "");
 }
 
 #[test]
@@ -231,13 +231,7 @@ fn tcp_caller_to_udp_backends() {
         &[],
         Duration::from_secs(40),
     );
-    assert_eq!(
-        (r.successful, r.failed),
-        (50, 0),
-        "{}\n{}",
-        r.log,
-        lb.proc.log_text()
-    );
+    r.assert_all_succeeded(50, &lb.proc.log_text());
 }
 
 #[test]
@@ -286,7 +280,7 @@ fn reload_under_load_loses_no_call() {
     let (code, body) = lb.http("POST", "/api/reload", "");
     assert_eq!(code, 200, "{body}");
     let r = caller.join().unwrap();
-    assert_eq!((r.successful, r.failed), (800, 0), "{}", r.log);
+    r.assert_all_succeeded(800, "");
     let d = lb.destinations();
     assert_eq!(
         d["sets"][0]["destinations"].as_array().unwrap().len(),
@@ -377,7 +371,7 @@ fn invalid_rfc4475_requests_get_4xx_while_calls_run() {
         files.len()
     );
     let r = caller.join().unwrap();
-    assert_eq!((r.successful, r.failed), (300, 0), "{}", r.log);
+    r.assert_all_succeeded(300, "");
     assert!(lb.proc.child.try_wait().unwrap().is_none(), "sip-lb exited");
     // Clean exit on SIGTERM.
     lb.proc.signal(libc::SIGTERM);
@@ -503,12 +497,9 @@ fn calls_through_slow_backends(
         &[],
         Duration::from_secs(40),
     );
-    assert_eq!(
-        (r.successful, r.failed),
-        (u64::from(calls), 0),
-        "{mode} {algorithm}: {}\n{}",
-        r.log,
-        lb.proc.log_text()
+    r.assert_all_succeeded(
+        u64::from(calls),
+        &format!("{mode} {algorithm}: {}", lb.proc.log_text()),
     );
     backends
         .iter()
@@ -648,14 +639,7 @@ fn tls_caller_to_udp_backends() {
         &[],
         Duration::from_secs(40),
     );
-    assert_eq!(
-        (r.successful, r.failed),
-        (50, 0),
-        "{}\n{}\n{}",
-        r.log,
-        socat.log_text(),
-        lb.proc.log_text()
-    );
+    r.assert_all_succeeded(50, &format!("{}\n{}", socat.log_text(), lb.proc.log_text()));
     // The calls crossed a TLS session with sip-lb (socat reports the handshake).
     let log = socat.log_text();
     assert!(log.contains("SSL connection using"), "{log}");
@@ -725,7 +709,7 @@ fn a_capture_shows_via_record_route_and_max_forwards_as_rfc_3261_asks() {
         &["-p", &caller.to_string()],
         Duration::from_secs(20),
     );
-    assert_eq!((r.successful, r.failed), (1, 0), "{}", r.log);
+    r.assert_all_succeeded(1, "");
     std::thread::sleep(Duration::from_millis(500));
     tshark.signal(libc::SIGINT);
     assert!(tshark.wait_timeout(Duration::from_secs(10)).is_some());
@@ -924,7 +908,7 @@ fn a_restarted_balancer_is_not_taken_for_its_predecessor() {
         &[],
         Duration::from_secs(20),
     );
-    assert_eq!((r.successful, r.failed), (20, 0), "{}", r.log);
+    r.assert_all_succeeded(20, "");
 }
 
 #[test]
@@ -964,13 +948,7 @@ fn one_worker_on_one_socket_serves_udp_and_tcp_callers_probes_and_drains() {
         &[],
         Duration::from_secs(30),
     );
-    assert_eq!(
-        (r.successful, r.failed),
-        (200, 0),
-        "{}\n{}",
-        r.log,
-        lb.proc.log_text()
-    );
+    r.assert_all_succeeded(200, &lb.proc.log_text());
     let target = format!("127.0.0.1:{tcp_port}").parse().unwrap();
     let r = sipp_uac(
         &dir,
@@ -982,13 +960,7 @@ fn one_worker_on_one_socket_serves_udp_and_tcp_callers_probes_and_drains() {
         &[],
         Duration::from_secs(30),
     );
-    assert_eq!(
-        (r.successful, r.failed),
-        (50, 0),
-        "{}\n{}",
-        r.log,
-        lb.proc.log_text()
-    );
+    r.assert_all_succeeded(50, &lb.proc.log_text());
     // Both backends took calls and answer the probes.
     assert!(
         backends.iter().all(
@@ -1048,13 +1020,7 @@ fn one_worker_on_the_unspecified_address_takes_its_wake_ups_for_what_they_are() 
         &[],
         Duration::from_secs(30),
     );
-    assert_eq!(
-        (r.successful, r.failed),
-        (30, 0),
-        "{}\n{}",
-        r.log,
-        lb.proc.log_text()
-    );
+    r.assert_all_succeeded(30, &lb.proc.log_text());
     // Every TCP message woke the worker once; none of those wake-ups counts as a drop.
     std::thread::sleep(Duration::from_millis(300));
     let (_, metrics) = lb.http("GET", "/metrics", "");

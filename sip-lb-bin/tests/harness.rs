@@ -57,7 +57,7 @@ fn probes_and_calls_are_counted_apart_and_cancel_before_answer_works() {
         &[],
         Duration::from_secs(30),
     );
-    assert_eq!((r.successful, r.failed), (10, 0), "{}", r.log);
+    r.assert_all_succeeded(10, "");
     let r = sipp_uac(
         &dir,
         backend.addr(),
@@ -68,7 +68,7 @@ fn probes_and_calls_are_counted_apart_and_cancel_before_answer_works() {
         &[],
         Duration::from_secs(30),
     );
-    assert_eq!((r.successful, r.failed), (20, 0), "{}", r.log);
+    r.assert_all_succeeded(20, "");
     assert_eq!(options_ping(backend.addr()), Some(200));
     assert!(
         backend.wait_counts(Duration::from_secs(5), |b| b.calls() == 30
@@ -208,7 +208,7 @@ fn through_sip_lb_calls_are_counted_per_backend_apart_from_probes() {
         &[],
         Duration::from_secs(60),
     );
-    assert_eq!((r.successful, r.failed), (200, 0), "{}", r.log);
+    r.assert_all_succeeded(200, "");
     let r = sipp_uac(
         &dir,
         lb.addr,
@@ -219,7 +219,7 @@ fn through_sip_lb_calls_are_counted_per_backend_apart_from_probes() {
         &[],
         Duration::from_secs(30),
     );
-    assert_eq!((r.successful, r.failed), (8, 0), "{}", r.log);
+    r.assert_all_succeeded(8, "");
     for b in &backends {
         assert!(
             b.wait_counts(Duration::from_secs(5), |b| b.calls() == 52

@@ -253,6 +253,20 @@ pub struct SippResult {
     pub log: String,
 }
 
+impl SippResult {
+    /// Asserts that all `calls` succeeded and none failed; on failure prints sipp's log
+    /// and `context` (e.g. the balancer's log).
+    #[track_caller]
+    pub fn assert_all_succeeded(&self, calls: u64, context: &str) {
+        assert_eq!(
+            (self.successful, self.failed),
+            (calls, 0),
+            "{}\n{context}",
+            self.log
+        );
+    }
+}
+
 /// The balancer under test.
 pub struct SipLb {
     pub proc: Proc,
