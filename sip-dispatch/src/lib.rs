@@ -158,8 +158,10 @@
 //! ## Time, threads, allocation
 //!
 //! No function reads the clock: every time is an `Instant` passed in. All feedback
-//! methods take `&self` and update atomics; selection reads an `arc-swap` snapshot;
-//! [`Dispatcher::reload`] builds a new snapshot and swaps it in, so readers never block.
+//! methods take `&self` and update atomics; [`Dispatcher::reload`] builds a new
+//! snapshot and swaps it in (`arc-swap`), so readers never block. A [`Selection`] keeps
+//! the snapshot it selected from and lists destinations as positions in it: while no
+//! reload happens, selecting checks one atomic number and touches no reference count.
 //! Selection into a warm [`Selection`] performs no heap allocation for sets of up to 64
 //! destinations (the sticky algorithm's table grows when it learns a key).
 

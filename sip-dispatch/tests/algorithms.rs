@@ -321,6 +321,51 @@ fn reload_keeps_state_of_unchanged_destinations() {
 }
 
 #[test]
+fn a_reused_selection_follows_reloads_and_other_dispatchers() {
+    let parse = |t: &str| DestinationList::parse_kamailio(t).unwrap();
+    let (a, b) = (
+        Dispatcher::new(parse("1 sip:a\n")),
+        Dispatcher::new(parse("1 sip:b\n")),
+    );
+    let now = Instant::now();
+    let key = SelectKey {
+        call_id: b"k",
+        ..SelectKey::default()
+    };
+    let mut sel = Selection::default();
+    let uris = |s: &Selection| s.iter().map(|d| d.uri().to_owned()).collect::<Vec<_>>();
+    for (d, want) in [(&a, "sip:a"), (&b, "sip:b"), (&a, "sip:a")] {
+        assert_eq!(
+            d.select(1, Algorithm::CallIdHash, &key, now, 0, &mut sel),
+            SelectOutcome::Selected
+        );
+        assert_eq!(uris(&sel), [want]);
+    }
+    // Without a reload the selection keeps the snapshot it holds.
+    let held = sel.snapshot().unwrap().clone();
+    a.select(1, Algorithm::RoundRobin, &key, now, 0, &mut sel);
+    assert!(Arc::ptr_eq(sel.snapshot().unwrap(), &held));
+    // A reload: what was selected stays readable, the next selection sees the new list.
+    a.reload(parse("1 sip:c\n2 sip:d\n"));
+    assert_eq!(uris(&sel), ["sip:a"]);
+    a.select(1, Algorithm::CallIdHash, &key, now, 0, &mut sel);
+    assert_eq!(uris(&sel), ["sip:c"]);
+    assert!(!Arc::ptr_eq(sel.snapshot().unwrap(), &held));
+    a.select(2, Algorithm::CallIdHash, &key, now, 0, &mut sel);
+    assert_eq!(
+        (uris(&sel), sel.first().unwrap().uri()),
+        (vec!["sip:d".to_owned()], "sip:d")
+    );
+    assert_eq!(
+        a.select(3, Algorithm::CallIdHash, &key, now, 0, &mut sel),
+        SelectOutcome::Unavailable
+    );
+    assert!(sel.is_empty() && sel.first().is_none());
+    sel.release();
+    assert!(sel.snapshot().is_none());
+}
+
+#[test]
 fn counters_stay_exact_under_concurrency() {
     let d = Arc::new(Dispatcher::new(list(4)));
     let threads: Vec<_> = (0..8)
