@@ -53,6 +53,9 @@ fn main() {
         let mut message_bytes = 0usize;
         for i in 0..n {
             let k = round * n + i;
+            // Arrivals at 1000 per second, as in the load benchmark, so that the timers
+            // spread over the timer wheel as they do in service.
+            now += Duration::from_millis(1);
             let inv = invite(k);
             message_bytes += inv.len();
             p.handle_datagram(now, caller, inv);

@@ -125,7 +125,9 @@ struct ClientTx {
     expire_at: Option<Instant>,
     /// Holds one outstanding-transaction count on the destination.
     accounted: bool,
-    cancel: Option<CancelState>,
+    /// The CANCEL in progress, boxed: few transactions are cancelled, and inline it
+    /// would add 72 bytes to every one.
+    cancel: Option<Box<CancelState>>,
     /// A CANCEL was sent (it may since have been answered or given up).
     cancel_sent: bool,
     cancel_pending: bool,
@@ -1176,7 +1178,10 @@ impl Proxy {
             cancelled: false,
             queued: false,
             initial_invite: invite && !in_dialog,
-            request: msg.buffer().clone(),
+            // A copy, not the received buffer: that is usually a slice of a receive
+            // chunk shared with a hundred other datagrams, which this transaction (alive
+            // for up to 32 s after its final response) would otherwise keep allocated.
+            request: Bytes::copy_from_slice(msg.buffer()),
         };
         let (i, g) = self.servers.insert(st);
         self.server_index.insert(key, (i, g));
@@ -1492,12 +1497,12 @@ impl Proxy {
                 let bytes = sip_core::builder::cancel_for(&sent);
                 let reliable = c.transport.is_reliable();
                 c.cancel_sent = true;
-                c.cancel = Some(CancelState {
+                c.cancel = Some(Box::new(CancelState {
                     bytes: bytes.clone(),
                     retransmit_at: (!reliable).then_some(now + t.t1),
                     interval: t.t1,
                     expire_at: now + 64 * t.t1,
-                });
+                }));
                 // Give the INVITE time for its 487 (timer C is replaced by the CANCEL's).
                 c.timeout_at = Some(now + 64 * t.t1);
                 let tx = Transmit {

@@ -542,3 +542,49 @@ fn autonomous_queue_holds_with_182_then_forwards_or_503() {
     assert!(sent.iter().all(|t| t.destination != backend(0)
         || Message::parse(t.bytes.clone()).unwrap().call_id() != Some(&b"q3"[..])));
 }
+
+/// A received datagram is usually a slice of a receive chunk shared with many others;
+/// a transaction that lives for seconds must not keep that chunk allocated.
+#[test]
+fn transactions_keep_copies_not_the_received_buffers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    struct Chunk(Vec<u8>, Arc<AtomicBool>);
+    impl AsRef<[u8]> for Chunk {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    impl Drop for Chunk {
+        fn drop(&mut self) {
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
+    // One datagram cut from a larger chunk, and a flag set when the chunk is freed.
+    fn datagram(text: &[u8]) -> (Bytes, Arc<AtomicBool>) {
+        let freed = Arc::new(AtomicBool::new(false));
+        let mut v = text.to_vec();
+        v.extend_from_slice(&[b'x'; 4096]);
+        let chunk = Bytes::from_owner(Chunk(v, freed.clone()));
+        (chunk.slice(..text.len()), freed)
+    }
+    let mut net = Net::with_backends(Mode::Stateful, 1);
+    let (inv, inv_freed) = datagram(invite("c1", "z9hG4bKinv1").as_bytes());
+    net.send(caller(), inv);
+    let out = net.out();
+    assert_eq!(out.len(), 2, "{}", describe(&out));
+    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    assert_eq!(net.proxy.transaction_count(), (1, 1));
+    assert!(
+        inv_freed.load(Ordering::SeqCst),
+        "the INVITE's receive chunk is freed"
+    );
+    let (ringing, ringing_freed) = datagram(&respond(&fwd, 180, "Ringing"));
+    net.send(backend(0), ringing);
+    net.expect_one(caller());
+    assert!(
+        ringing_freed.load(Ordering::SeqCst),
+        "the 180's receive chunk is freed"
+    );
+    assert_eq!(net.proxy.transaction_count(), (1, 1));
+}
