@@ -3,7 +3,9 @@
 //! UDP: the same ~550-byte SIP datagrams pushed from one thread to another through
 //! (1) a minimal blocking `std::net::UdpSocket` loop (`send_to`/`recv_from`, the reference),
 //! (2) sip-transport with batch size 1 (one datagram per system call), and
-//! (3) sip-transport with batches of 32 (`sendmmsg`/`recvmmsg`).
+//! (3) sip-transport with batches of 32 (`sendmmsg`/`recvmmsg`), and (4) batches of 32
+//! with receive coalescing as the `sip-lb` runtime does it with `--linger-us`: after a
+//! receive that came back short, the receiver waits before the next one.
 //! Each thread's own user and system CPU time is read with `getrusage(RUSAGE_THREAD)`, so
 //! the figures are per message for the sender and for the receiver, independent of other
 //! load on the machine (wall-clock rates are not).
@@ -72,7 +74,9 @@ struct UdpResult {
 #[derive(Clone, Copy)]
 enum Mode {
     Std,
-    Batch(usize),
+    /// Batches of this size; after a batch that came back short (the queue was empty),
+    /// the receiver waits this long before the next receive (0: not at all).
+    Batch(usize, Duration),
 }
 
 fn run_udp(name: &'static str, mode: Mode, total: u64) -> UdpResult {
@@ -107,7 +111,7 @@ fn run_udp(name: &'static str, mode: Mode, total: u64) -> UdpResult {
                         }
                     }
                 }
-                Mode::Batch(n) => {
+                Mode::Batch(n, linger) => {
                     let mut batch = RecvBatch::new(n, 65_535);
                     while got < total {
                         let k = rx.recv_batch(&mut batch).unwrap();
@@ -120,6 +124,9 @@ fn run_udp(name: &'static str, mode: Mode, total: u64) -> UdpResult {
                         got += k as u64;
                         // Hand the messages on (dropped here): the buffers are reused.
                         batch.drain().for_each(drop);
+                        if k < n && !linger.is_zero() {
+                            std::thread::sleep(linger);
+                        }
                     }
                 }
             }
@@ -146,7 +153,7 @@ fn run_udp(name: &'static str, mode: Mode, total: u64) -> UdpResult {
                     sent += 1;
                 }
             }
-            Mode::Batch(n) => {
+            Mode::Batch(n, _) => {
                 let out: Vec<Outgoing> = (0..n)
                     .map(|_| Outgoing::udp(dest, payload.clone()))
                     .collect();
@@ -247,8 +254,16 @@ fn main() {
     let mut results = Vec::new();
     for (name, mode) in [
         ("std UdpSocket (reference)", Mode::Std),
-        ("sip-transport batch=1", Mode::Batch(1)),
-        ("sip-transport batch=32", Mode::Batch(32)),
+        ("sip-transport batch=1", Mode::Batch(1, Duration::ZERO)),
+        ("sip-transport batch=32", Mode::Batch(32, Duration::ZERO)),
+        (
+            "batch=32, linger 50 us",
+            Mode::Batch(32, Duration::from_micros(50)),
+        ),
+        (
+            "batch=32, linger 200 us",
+            Mode::Batch(32, Duration::from_micros(200)),
+        ),
     ] {
         let r = run_udp(name, mode, n);
         let (tu, ts) = r.sender.ns_per_msg();
@@ -280,6 +295,14 @@ fn main() {
         cpu(batch) / cpu(std_r),
         sys(batch) / sys(one)
     );
+    for r in &results[3..] {
+        println!(
+            "ratio {} / std: system CPU {:.2}x, total CPU {:.2}x",
+            r.name,
+            sys(r) / sys(std_r),
+            cpu(r) / cpu(std_r)
+        );
+    }
     let m: u64 = if quick { 20_000 } else { 200_000 };
     for t in [Transport::Tcp, Transport::Tls] {
         let (got, wall) = run_stream(t, m);

@@ -47,8 +47,9 @@ pub struct Cli {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Receive coalescing in microseconds (`proxy.linger_us`): after a wake-up a worker
-    /// waits this long so that its next receive takes several datagrams (0: off).
+    /// Receive coalescing in microseconds (`proxy.linger_us`): after a wake-up whose
+    /// receive found nothing more waiting, a worker waits this long so that its next
+    /// receive takes several datagrams (0: off).
     #[arg(long)]
     pub linger_us: Option<u64>,
     /// Log format.

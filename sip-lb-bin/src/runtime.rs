@@ -511,11 +511,13 @@ impl WorkerState {
 
     /// Timers, then everything to send (batched per UDP socket: `private` for what goes
     /// out from the private socket, else the listener it names), events and statistics.
+    /// `drained`: the last receive came back short (nothing more was waiting).
     fn after_wake(
         &mut self,
         ctx: &WorkerCtx,
         listeners: &[UdpSocket],
         private: Option<&UdpSocket>,
+        drained: bool,
     ) {
         let worker = ctx.worker;
         self.proxy.handle_timeout(Instant::now());
@@ -576,7 +578,8 @@ impl WorkerState {
         }
         // Receive coalescing: at moderate rates every datagram would cost a wake-up of its
         // own; waiting a fraction of a millisecond lets the next receive take several.
-        if !ctx.linger.is_zero() && self.accepting() {
+        // Not after a full batch: more is already waiting.
+        if drained && !ctx.linger.is_zero() && self.accepting() {
             std::thread::sleep(ctx.linger);
         }
     }
@@ -630,7 +633,8 @@ fn worker_loop(
             waker.reset();
             st.take_inbox(&ctx, &inbox);
         }
-        st.after_wake(&ctx, &listeners, Some(&private));
+        // `receive` reads each readable socket until a batch comes back short.
+        st.after_wake(&ctx, &listeners, Some(&private), true);
     }
 }
 
@@ -664,8 +668,10 @@ fn single_socket_loop(
         }
         // While draining, only responses (to the transactions still open) are taken.
         let accepting = st.accepting();
+        let mut drained = true;
         match sock.recv_batch(&mut batch) {
-            Ok(_) => {
+            Ok(n) => {
+                drained = n < batch.batch_size();
                 let now = Instant::now();
                 for i in batch.drain() {
                     if i.bytes.is_empty() && Some(i.source) == wake_from {
@@ -679,7 +685,7 @@ fn single_socket_loop(
             Err(e) => tracing::debug!(worker, error = %e, "UDP receive failed"),
         }
         st.take_inbox(&ctx, &inbox);
-        st.after_wake(&ctx, &listeners, None);
+        st.after_wake(&ctx, &listeners, None, drained);
     }
 }
 

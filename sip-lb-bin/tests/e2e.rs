@@ -200,6 +200,43 @@ fn stateless_mode_completes_calls() {
     r.assert_all_succeeded(400, "");
 }
 
+/// `--linger-us`: after a wake-up that emptied its socket a worker waits before its next
+/// receive; calls still complete, with one worker (blocking receive) and with two (poll).
+#[test]
+fn receive_coalescing_completes_calls_with_one_and_two_workers() {
+    let _g = serial();
+    let dir = TestDir::new("linger");
+    let (_, _uas, list) = uas_backends(&dir, 4, "uas.xml");
+    for workers in [1, 2] {
+        let lb = SipLb::start_workers(
+            &dir,
+            workers,
+            &[
+                "--dispatcher-list",
+                list.to_str().unwrap(),
+                "--set",
+                "1",
+                "--algorithm",
+                "round-robin",
+                "--linger-us",
+                "500",
+            ],
+        );
+        let r = sipp_uac(
+            &dir,
+            lb.addr,
+            "uac.xml",
+            300,
+            150,
+            &format!("u{workers}"),
+            &[],
+            Duration::from_secs(30),
+        );
+        r.assert_all_succeeded(300, &format!("{workers} worker(s)"));
+        drop(lb);
+    }
+}
+
 #[test]
 fn tcp_caller_to_udp_backends() {
     let _g = serial();
