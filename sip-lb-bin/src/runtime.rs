@@ -554,11 +554,12 @@ impl WorkerState {
                     (i, _) => &listeners[i],
                 };
                 self.send_buf.clear();
+                // Moved, not cloned (a clone and a drop of each message's buffer are two
+                // atomic operations on its reference count).
                 self.send_buf.extend(
                     self.out_udp
-                        .iter()
-                        .filter(|(i, _)| *i == target)
-                        .map(|(_, o)| o.clone()),
+                        .extract_if(.., |(i, _)| *i == target)
+                        .map(|(_, o)| o),
                 );
                 if self.send_buf.is_empty() {
                     continue;
@@ -566,6 +567,7 @@ impl WorkerState {
                 if let Err(e) = sock.send_batch(&self.send_buf) {
                     tracing::debug!(worker, error = %e, "UDP send failed");
                 }
+                self.send_buf.clear();
             }
             self.out_udp.clear();
         }
