@@ -183,6 +183,8 @@ pub struct Proxy {
     stats: ProxyStats,
     /// Via/Record-Route host text of every endpoint, formatted once.
     host_texts: Vec<(SocketAddr, String)>,
+    /// `host:port` of every endpoint as our Via's sent-by writes it.
+    sent_by_texts: Vec<Vec<u8>>,
 }
 
 fn hash_bytes(b: &[u8]) -> u64 {
@@ -254,6 +256,12 @@ impl Proxy {
                 .iter()
                 .chain(cfg.outbound.iter())
                 .map(|e| (e.addr, e.host_text()))
+                .collect(),
+            sent_by_texts: cfg
+                .listeners
+                .iter()
+                .chain(cfg.outbound.iter())
+                .map(|e| format!("{}:{}", e.host_text(), e.port()).into_bytes())
                 .collect(),
             dispatcher,
             calls,
@@ -533,6 +541,24 @@ impl Proxy {
             .field(msg.to_tag().unwrap_or_default())
             .field(&msg.cseq().map_or(0, |c| c.0).to_be_bytes())
             .finish() as u32
+    }
+
+    /// True when the top Via's sent-by is, byte for byte, what our Via writes for one of
+    /// our endpoints (then [`Self::sent_by_is_us`] holds too, without parsing the Via
+    /// again); false says nothing.
+    fn top_sent_by_is_ours_verbatim(&self, msg: &Message) -> bool {
+        let Some((_, span)) = msg.top_via_span() else {
+            return false;
+        };
+        let Some(rest) = msg.slice(span).strip_prefix(b"SIP/2.0/") else {
+            return false;
+        };
+        let Some(sp) = rest.iter().position(|&c| c == b' ') else {
+            return false;
+        };
+        let rest = &rest[sp + 1..];
+        let sent_by = &rest[..rest.iter().position(|&c| c == b';').unwrap_or(rest.len())];
+        self.sent_by_texts.iter().any(|t| t.as_slice() == sent_by)
     }
 
     fn sent_by_is_us(&self, v: &sip_core::via::Via<'_>) -> bool {
@@ -1612,15 +1638,20 @@ impl Proxy {
     fn handle_response(&mut self, now: Instant, origin: Origin, msg: Message) {
         let code = msg.status_code().unwrap_or(0);
         self.stats.responses_by_class[(code / 100).min(6) as usize] += 1;
-        let Some(via) = msg.top_via() else {
-            return self.drop_message(origin.source, DropReason::Malformed);
+        let ours = if self.top_sent_by_is_ours_verbatim(&msg) {
+            // The parse pass validated the top Via and located its branch.
+            msg.top_via_branch().and_then(OurBranch::decode)
+        } else {
+            let Some(via) = msg.top_via() else {
+                return self.drop_message(origin.source, DropReason::Malformed);
+            };
+            via.branch()
+                .and_then(OurBranch::decode)
+                .filter(|_| self.sent_by_is_us(&via))
         };
-        let Some(ours) = via.branch().and_then(OurBranch::decode) else {
+        let Some(ours) = ours else {
             return self.drop_message(origin.source, DropReason::NotOurVia);
         };
-        if !self.sent_by_is_us(&via) {
-            return self.drop_message(origin.source, DropReason::NotOurVia);
-        }
         if msg.call_id().is_none() || msg.cseq().is_none() {
             return self.drop_message(origin.source, DropReason::Malformed);
         }

@@ -588,3 +588,47 @@ fn transactions_keep_copies_not_the_received_buffers() {
     );
     assert_eq!(net.proxy.transaction_count(), (1, 1));
 }
+
+/// A response is ours by its top Via: our branch and our sent-by, whether the sent-by is
+/// written as we wrote it or differently (parsed then); another host's sent-by is not.
+#[test]
+fn responses_are_matched_by_our_sent_by_however_it_is_written() {
+    use sip_proxy::DropReason;
+    for (sent_by, ours) in [
+        ("127.0.0.1:5060", true),
+        ("127.0.0.1", true),
+        // Written differently: parsed, the same address.
+        ("127.000.0.1:5060", true),
+        ("127.0.0.2:5060", false),
+        ("127.0.0.1:5061", false),
+    ] {
+        let mut net = Net::with_backends(Mode::Stateful, 1);
+        net.send(caller(), invite("c1", "z9hG4bKinv1"));
+        let out = net.out();
+        let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+        let ringing = respond(&fwd, 180, "Ringing");
+        let text = String::from_utf8(ringing.to_vec()).unwrap();
+        let text = text.replacen(
+            "SIP/2.0/UDP 127.0.0.1:5060;",
+            &format!("SIP/2.0/UDP {sent_by};"),
+            1,
+        );
+        net.send(backend(0), text);
+        let up = net.out();
+        let dropped = net.events.iter().any(|e| {
+            matches!(
+                e,
+                Event::Dropped {
+                    reason: DropReason::NotOurVia,
+                    ..
+                }
+            )
+        });
+        assert_eq!(
+            (up.len(), dropped),
+            if ours { (1, false) } else { (0, true) },
+            "{sent_by}: {}",
+            describe(&up)
+        );
+    }
+}
