@@ -112,7 +112,29 @@ const ALIASES: &[(&str, Algorithm)] = &[
     ("least-time", Algorithm::Latency),
 ];
 
+/// The fields of a [`SelectKey`](crate::SelectKey) beyond the Call-ID, the Request-URI
+/// and the custom key that an algorithm reads: a caller may leave the others empty and
+/// skip parsing the headers they come from (the selection is the same).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyFields {
+    /// `from_uri` (the From header's URI).
+    pub from_uri: bool,
+    /// `to_uri`, and `aor` (a REGISTER's To URI).
+    pub to_uri: bool,
+    /// `auth_username` (from Authorization or Proxy-Authorization).
+    pub auth_username: bool,
+}
+
 impl Algorithm {
+    /// What this algorithm reads of a [`SelectKey`](crate::SelectKey).
+    pub fn key_fields(self) -> KeyFields {
+        KeyFields {
+            from_uri: self == Algorithm::FromUriHash,
+            to_uri: matches!(self, Algorithm::ToUriHash | Algorithm::Sticky),
+            auth_username: self == Algorithm::AuthUsernameHash,
+        }
+    }
+
     /// Every algorithm.
     pub fn all() -> impl Iterator<Item = Algorithm> {
         TABLE.iter().map(|(a, _, _)| *a)

@@ -173,7 +173,7 @@ mod dispatcher;
 mod list;
 mod queue;
 
-pub use algorithm::{Algorithm, UnknownAlgorithm};
+pub use algorithm::{Algorithm, KeyFields, UnknownAlgorithm};
 pub use destination::{
     Destination, DestinationStats, HealthConfig, OverloadControl, PassiveHealth, State,
     StateChange, Target, UnknownState,

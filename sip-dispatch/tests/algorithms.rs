@@ -473,3 +473,46 @@ proptest! {
         }
     }
 }
+
+/// `Algorithm::key_fields`: leaving empty what an algorithm does not read changes no
+/// selection (two identical dispatchers, one given every field, one only those; the
+/// algorithms that draw random numbers read no key field at all).
+#[test]
+fn an_algorithm_reads_only_the_key_fields_it_declares() {
+    let now = Instant::now();
+    let random = [Algorithm::Random, Algorithm::RelativeWeight, Algorithm::Srv];
+    for a in random {
+        assert_eq!(a.key_fields(), KeyFields::default(), "{a}");
+    }
+    for a in Algorithm::all().filter(|a| !random.contains(a)) {
+        let (full, trimmed) = (Dispatcher::new(list(8)), Dispatcher::new(list(8)));
+        let (mut s1, mut s2) = (Selection::default(), Selection::default());
+        let need = a.key_fields();
+        for i in 0..200u32 {
+            let cid = i.to_le_bytes();
+            let from = format!("sip:user{}@example.com", i % 13);
+            let to = format!("sip:callee{}@example.com", i % 7);
+            let user = format!("u{}", i % 5);
+            let key = SelectKey {
+                call_id: &cid,
+                from_uri: from.as_bytes(),
+                to_uri: to.as_bytes(),
+                request_uri: b"sip:service@10.0.0.9",
+                auth_username: Some(user.as_bytes()),
+                custom: Some(&cid[..2]),
+                aor: Some(to.as_bytes()),
+            };
+            let only = SelectKey {
+                from_uri: if need.from_uri { key.from_uri } else { b"" },
+                to_uri: if need.to_uri { key.to_uri } else { b"" },
+                aor: key.aor.filter(|_| need.to_uri),
+                auth_username: key.auth_username.filter(|_| need.auth_username),
+                ..key
+            };
+            let r1 = full.select(1, a, &key, now, 3, &mut s1);
+            let r2 = trimmed.select(1, a, &only, now, 3, &mut s2);
+            let uris = |s: &Selection| s.iter().map(|d| d.uri().to_owned()).collect::<Vec<_>>();
+            assert_eq!((r1, uris(&s1)), (r2, uris(&s2)), "{a} at {i}");
+        }
+    }
+}

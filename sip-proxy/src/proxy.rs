@@ -713,11 +713,17 @@ impl Proxy {
     }
 
     fn select(&mut self, msg: &Message, now: Instant, limit: usize) -> SelectOutcome {
-        let from = msg.from();
-        let to = msg.to();
-        let auth = msg
-            .header(HeaderName::Authorization)
-            .or_else(|| msg.header(HeaderName::ProxyAuthorization))
+        // Only the headers the algorithm reads are parsed.
+        let needs = self.cfg.algorithm.key_fields();
+        let from = needs.from_uri.then(|| msg.from()).flatten();
+        let to = needs.to_uri.then(|| msg.to()).flatten();
+        let auth = needs
+            .auth_username
+            .then(|| {
+                msg.header(HeaderName::Authorization)
+                    .or_else(|| msg.header(HeaderName::ProxyAuthorization))
+            })
+            .flatten()
             .and_then(|v| Credentials::parse(v).ok())
             .and_then(|c| c.username());
         let to_uri = to.as_ref().map_or(&[][..], |t| t.uri_raw());
