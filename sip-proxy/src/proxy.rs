@@ -460,35 +460,53 @@ impl Proxy {
     fn handle_request(&mut self, now: Instant, origin: Origin, msg: Message) {
         let method = msg.method().unwrap_or(Method::Extension);
         self.stats.requests_by_method[method_index(method)] += 1;
-        if let Err(r) = check_request(&msg, &self.cfg.supported) {
-            if method == Method::Ack {
-                self.drop_message(origin.source, DropReason::Malformed);
-            } else if r.code == 420 {
-                let mut tags: Scratch = SmallVec::new();
-                for t in unsupported_tags(&msg, &self.cfg.supported) {
-                    if !tags.is_empty() {
-                        tags.extend_from_slice(b", ");
-                    }
-                    tags.extend_from_slice(t);
-                }
-                self.reply_with(
-                    &origin,
-                    &msg,
-                    r.code,
-                    r.reason,
-                    None,
-                    &[(b"Unsupported", &tags)],
-                );
-            } else {
-                self.reply(&origin, &msg, r.code, r.reason);
-            }
-            return;
-        }
+        let uri = match check_request(&msg, &self.cfg.supported) {
+            Ok(uri) => uri,
+            Err(r) => return self.refuse_request(&origin, &msg, method, r),
+        };
         if self.is_loop(&msg) {
             self.reply(&origin, &msg, 482, "Loop Detected");
             return;
         }
-        let to_us = self.request_uri_is_us(&msg);
+        let to_us = self.uri_is_us(&uri);
+        self.route_request(now, origin, msg, method, to_us)
+    }
+
+    /// The answer to a request that fails the sanity checks (none to an ACK).
+    fn refuse_request(&mut self, origin: &Origin, msg: &Message, method: Method, r: Refusal) {
+        if method == Method::Ack {
+            self.drop_message(origin.source, DropReason::Malformed);
+        } else if r.code == 420 {
+            let mut tags: Scratch = SmallVec::new();
+            for t in unsupported_tags(msg, &self.cfg.supported) {
+                if !tags.is_empty() {
+                    tags.extend_from_slice(b", ");
+                }
+                tags.extend_from_slice(t);
+            }
+            self.reply_with(
+                origin,
+                msg,
+                r.code,
+                r.reason,
+                None,
+                &[(b"Unsupported", &tags)],
+            );
+        } else {
+            self.reply(origin, msg, r.code, r.reason);
+        }
+    }
+
+    /// A request that passed the sanity checks and is no loop: `to_us` when its
+    /// Request-URI names this proxy.
+    fn route_request(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        msg: Message,
+        method: Method,
+        to_us: bool,
+    ) {
         let in_dialog = msg.to_tag().is_some();
         if method == Method::Options && to_us && !in_dialog && self.only_our_routes(&msg) {
             self.reply_with(
@@ -592,10 +610,6 @@ impl Proxy {
                 .iter()
                 .chain(self.cfg.outbound.iter())
                 .any(|ep| ep.port() == port && ip_matches_host(&host, ep))
-    }
-
-    fn request_uri_is_us(&self, msg: &Message) -> bool {
-        matches!(msg.request_uri_parsed(), Some(Ok(u)) if self.uri_is_us(&u))
     }
 
     fn only_our_routes(&self, msg: &Message) -> bool {

@@ -2,7 +2,8 @@
 //! answer to a request too broken to parse.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use sip_core::{HeaderName, Message, Method, ParseError, uri::Scheme, values::option_tags};
+use sip_core::uri::{Scheme, Uri};
+use sip_core::{HeaderName, Message, Method, ParseError, values::option_tags};
 
 /// A request the proxy refuses, with the status to answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,9 +19,10 @@ const fn refuse(code: u16, reason: &'static str) -> Refusal {
 }
 
 /// Checks what the proxy relies on in a parsed request: the mandatory headers (§8.1.1),
-/// a routable Request-URI scheme (416), Proxy-Require (420). Returns the refusal and,
-/// for 420, nothing else: the caller lists the unsupported tags with [`unsupported_tags`].
-pub fn check_request(msg: &Message, supported: &[String]) -> Result<(), Refusal> {
+/// a routable Request-URI scheme (416), Proxy-Require (420). Returns the Request-URI,
+/// parsed (so the caller need not parse it again), or the refusal and, for 420,
+/// nothing else: the caller lists the unsupported tags with [`unsupported_tags`].
+pub fn check_request<'m>(msg: &'m Message, supported: &[String]) -> Result<Uri<'m>, Refusal> {
     if msg.via_count() == 0 {
         return Err(refuse(400, "Missing Via"));
     }
@@ -40,18 +42,19 @@ pub fn check_request(msg: &Message, supported: &[String]) -> Result<(), Refusal>
     if msg.cseq().is_none() {
         return Err(refuse(400, "Missing CSeq"));
     }
-    match msg.request_uri_parsed() {
+    let uri = match msg.request_uri_parsed() {
         Some(Ok(uri)) => {
             if matches!(uri.scheme(), Scheme::Other) && msg.method() != Some(Method::Ack) {
                 return Err(refuse(416, "Unsupported URI Scheme"));
             }
+            uri
         }
         _ => return Err(refuse(400, "Bad Request-URI")),
-    }
+    };
     if unsupported_tags(msg, supported).next().is_some() {
         return Err(refuse(420, "Bad Extension"));
     }
-    Ok(())
+    Ok(uri)
 }
 
 /// The Proxy-Require option tags not in `supported` (case-sensitive, RFC 3261 §19.2).
