@@ -182,5 +182,7 @@ pub use dispatcher::{
     DestinationSet, Dispatcher, DispatcherOptions, HASH_SEED, HASH_SLOTS, ProbeMode, ReloadReport,
     SelectKey, SelectOutcome, Selection, Snapshot,
 };
-pub use list::{Attrs, DestinationList, DestinationSpec, Flags, ListError, check_uri};
+pub use list::{
+    Attrs, BadSpec, BadUri, DestinationList, DestinationSpec, Flags, ListError, check_uri,
+};
 pub use queue::{QueueFull, WaitQueue};

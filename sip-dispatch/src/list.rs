@@ -212,10 +212,42 @@ struct ListRepr {
 }
 
 impl TryFrom<ListRepr> for DestinationList {
-    type Error = String;
-    fn try_from(r: ListRepr) -> Result<Self, String> {
+    type Error = BadSpec;
+    fn try_from(r: ListRepr) -> Result<Self, BadSpec> {
         DestinationList::from_specs(r.entries)
     }
+}
+
+/// A destination URI the dispatcher cannot use.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadUri {
+    /// It parses, but is not a `sip:` or `sips:` URI with a host.
+    #[error("`{uri}` is not a sip: or sips: URI with a host")]
+    NotSip {
+        /// The URI as given.
+        uri: String,
+    },
+    /// It does not parse.
+    #[error("`{uri}` is not a valid URI ({reason})")]
+    Invalid {
+        /// The URI as given.
+        uri: String,
+        /// What the URI parser found wrong.
+        #[source]
+        reason: sip_core::ValueError,
+    },
+}
+
+/// A destination of [`DestinationList::from_specs`] with an unusable URI: which one and
+/// why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("destination {index}: {error}")]
+pub struct BadSpec {
+    /// Its position in the specs (0-based).
+    pub index: usize,
+    /// What is wrong with its URI.
+    #[source]
+    pub error: BadUri,
 }
 
 /// A bad line of a list file: which line, which field, why.
@@ -239,11 +271,16 @@ fn err(line: usize, field: &'static str, message: impl Into<String>) -> ListErro
 }
 
 /// Checks a destination URI: `sip:` or `sips:` with a host.
-pub fn check_uri(uri: &str) -> Result<(), String> {
+pub fn check_uri(uri: &str) -> Result<(), BadUri> {
     match sip_core::uri::Uri::parse(uri.as_bytes()) {
         Ok(u) if u.scheme().is_sip() && u.host().is_some() => Ok(()),
-        Ok(_) => Err(format!("`{uri}` is not a sip: or sips: URI with a host")),
-        Err(e) => Err(format!("`{uri}` is not a valid URI ({e})")),
+        Ok(_) => Err(BadUri::NotSip {
+            uri: uri.to_string(),
+        }),
+        Err(reason) => Err(BadUri::Invalid {
+            uri: uri.to_string(),
+            reason,
+        }),
     }
 }
 
@@ -271,14 +308,14 @@ impl DestinationList {
     }
 
     /// Adds a destination (the builder API for embedding code).
-    pub fn push(&mut self, spec: DestinationSpec) -> Result<&mut Self, String> {
+    pub fn push(&mut self, spec: DestinationSpec) -> Result<&mut Self, BadUri> {
         check_uri(&spec.uri)?;
         self.entries.push(spec);
         Ok(self)
     }
 
     /// Adds `uri` to `set` with default flags, priority and attributes.
-    pub fn with(mut self, set: u32, uri: &str) -> Result<Self, String> {
+    pub fn with(mut self, set: u32, uri: &str) -> Result<Self, BadUri> {
         self.push(DestinationSpec {
             set,
             uri: uri.to_string(),
@@ -290,9 +327,9 @@ impl DestinationList {
     }
 
     /// A list from specs (e.g. deserialised from TOML); checks every URI.
-    pub fn from_specs(specs: Vec<DestinationSpec>) -> Result<Self, String> {
-        for s in &specs {
-            check_uri(&s.uri)?;
+    pub fn from_specs(specs: Vec<DestinationSpec>) -> Result<Self, BadSpec> {
+        for (index, s) in specs.iter().enumerate() {
+            check_uri(&s.uri).map_err(|error| BadSpec { index, error })?;
         }
         Ok(DestinationList { entries: specs })
     }
@@ -360,7 +397,7 @@ fn parse_line(raw: &str, n: usize) -> Result<Option<DestinationSpec>, ListError>
     let uri = next_field(&mut rest, true)
         .ok_or_else(|| err(n, "destination", "missing"))?
         .to_string();
-    check_uri(&uri).map_err(|m| err(n, "destination", m))?;
+    check_uri(&uri).map_err(|e| err(n, "destination", e.to_string()))?;
     let flags = match next_field(&mut rest, true) {
         Some(f) => {
             Flags(parse_flags(f).ok_or_else(|| err(n, "flags", format!("`{f}` is not a number")))?)

@@ -214,7 +214,34 @@ fn builder_serde_and_validation() {
         .with(1, "sip:[::1]:5070")
         .unwrap();
     assert_eq!(l.entries().len(), 2);
-    assert!(DestinationList::new().with(1, "mailto:x@y").is_err());
+    assert_eq!(
+        DestinationList::new().with(1, "mailto:x@y").unwrap_err(),
+        BadUri::NotSip {
+            uri: "mailto:x@y".into()
+        }
+    );
+    assert!(matches!(
+        DestinationList::new().with(1, "sip:a b").unwrap_err(),
+        BadUri::Invalid { .. }
+    ));
+    let specs = |uris: &[&str]| {
+        uris.iter()
+            .map(|u| DestinationSpec {
+                set: 1,
+                uri: u.to_string(),
+                flags: Flags(0),
+                priority: 0,
+                attrs: Attrs::default(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let e = DestinationList::from_specs(specs(&["sip:10.0.0.1", "tel:+1", "sip:10.0.0.2"]))
+        .unwrap_err();
+    assert_eq!(e.index, 1);
+    assert_eq!(
+        e.to_string(),
+        "destination 1: `tel:+1` is not a sip: or sips: URI with a host"
+    );
     let json = serde_json::to_string(&l).unwrap();
     let back: DestinationList = serde_json::from_str(&json).unwrap();
     assert_eq!(back, l);

@@ -746,20 +746,11 @@ impl Config {
                 })
             }
             None => {
-                DestinationList::from_specs(self.dispatcher.destinations.clone()).map_err(|m| {
-                    // Name the offending entry when one alone is wrong.
-                    let index = self
-                        .dispatcher
-                        .destinations
-                        .iter()
-                        .position(|d| DestinationList::from_specs(vec![d.clone()]).is_err());
+                DestinationList::from_specs(self.dispatcher.destinations.clone()).map_err(|e| {
                     ConfigError::Invalid {
                         file: self.origin_name(),
-                        field: match index {
-                            Some(i) => format!("dispatcher.destinations[{i}]"),
-                            None => "dispatcher.destinations".into(),
-                        },
-                        message: m,
+                        field: format!("dispatcher.destinations[{}]", e.index),
+                        message: e.error.to_string(),
                     }
                 })
             }
