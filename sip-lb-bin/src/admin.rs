@@ -30,7 +30,7 @@ use crate::metrics;
 use crate::runtime::Shared;
 
 /// The reload action the admin API triggers.
-pub type ReloadFn = Arc<dyn Fn() -> Result<ReloadReport, String> + Send + Sync>;
+pub type ReloadFn = Arc<dyn Fn() -> Result<ReloadReport, crate::config::ConfigError> + Send + Sync>;
 
 struct Admin {
     shared: Arc<Shared>,
@@ -132,7 +132,7 @@ impl Admin {
                 Ok(r) => json_reply(StatusCode::OK, json!({"reloaded": true, "report": r})),
                 Err(e) => json_reply(
                     StatusCode::BAD_REQUEST,
-                    json!({"reloaded": false, "error": e}),
+                    json!({"reloaded": false, "error": e.to_string()}),
                 ),
             },
             (Method::POST, p) if p.starts_with("/api/destinations/") && p.ends_with("/state") => {
@@ -377,7 +377,14 @@ mod tests {
             let list = list.clone();
             Arc::new(move || {
                 let text = list.lock().unwrap().clone();
-                let l = DestinationList::parse_kamailio(&text).map_err(|e| e.to_string())?;
+                let l = DestinationList::parse_kamailio(&text).map_err(|e| {
+                    crate::config::ConfigError::List {
+                        file: "test.list".into(),
+                        line: e.line,
+                        field: e.field.to_string(),
+                        message: e.message,
+                    }
+                })?;
                 Ok(dispatcher.reload(l))
             })
         };

@@ -21,23 +21,37 @@ pub struct Listen {
     pub addr: SocketAddr,
 }
 
+/// A `--listen` / `proxy.listen` value that is not `transport:address:port`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ListenError {
+    /// No `transport:` prefix.
+    #[error("`{0}` is not transport:address (e.g. udp:127.0.0.1:5060)")]
+    Shape(String),
+    /// A transport other than udp, tcp, tls, ws, wss.
+    #[error("unknown transport `{0}` (udp, tcp, tls, ws, wss)")]
+    Transport(String),
+    /// Not an IP address and port.
+    #[error("`{0}` is not an address:port (IPv6 as [::1]:5060)")]
+    Address(String),
+}
+
 impl FromStr for Listen {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Listen, String> {
+    type Err = ListenError;
+    fn from_str(s: &str) -> Result<Listen, ListenError> {
         let (t, a) = s
             .split_once(':')
-            .ok_or_else(|| format!("`{s}` is not transport:address (e.g. udp:127.0.0.1:5060)"))?;
+            .ok_or_else(|| ListenError::Shape(s.to_string()))?;
         let transport = match t.to_ascii_lowercase().as_str() {
             "udp" => Transport::Udp,
             "tcp" => Transport::Tcp,
             "tls" => Transport::Tls,
             "ws" => Transport::Ws,
             "wss" => Transport::Wss,
-            _ => return Err(format!("unknown transport `{t}` (udp, tcp, tls, ws, wss)")),
+            _ => return Err(ListenError::Transport(t.to_string())),
         };
         let addr = a
             .parse::<SocketAddr>()
-            .map_err(|_| format!("`{a}` is not an address:port (IPv6 as [::1]:5060)"))?;
+            .map_err(|_| ListenError::Address(a.to_string()))?;
         Ok(Listen { transport, addr })
     }
 }
@@ -1009,8 +1023,18 @@ mod tests {
             let l: Listen = s.parse().unwrap();
             assert_eq!(l.to_string(), s);
         }
-        assert!("udp:localhost:5060".parse::<Listen>().is_err());
-        assert!("127.0.0.1:5060".parse::<Listen>().is_err());
+        assert_eq!(
+            "udp:localhost:5060".parse::<Listen>(),
+            Err(ListenError::Address("localhost:5060".into()))
+        );
+        assert_eq!(
+            "127.0.0.1:5060".parse::<Listen>(),
+            Err(ListenError::Transport("127.0.0.1".into()))
+        );
+        assert_eq!(
+            "udp".parse::<Listen>(),
+            Err(ListenError::Shape("udp".into()))
+        );
     }
 
     #[test]

@@ -243,7 +243,7 @@ pub fn run(duration: u64, rate: u32, algorithm: &str) -> Result<(), String> {
         b.stop();
     }
     match server.join() {
-        Ok(r) => r,
+        Ok(r) => r.map_err(|e| e.to_string()),
         Err(_) => Err("the balancer thread panicked".into()),
     }
 }

@@ -113,13 +113,58 @@ pub struct Started {
     pub shared: Arc<runtime::Shared>,
 }
 
+/// Why the balancer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration or the destination list it names is wrong.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// A file the configuration names cannot be read.
+    #[error("{field} {}: {source}", path.display())]
+    Read {
+        /// The configuration field naming it (`tls.cert`).
+        field: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS certificates or keys that do not load.
+    #[error("{field}: {source}")]
+    Tls {
+        /// The configuration fields (`tls.cert/tls.key`).
+        field: &'static str,
+        /// Why.
+        #[source]
+        source: sip_transport::Error,
+    },
+    /// A socket, thread or the admin listener could not be set up.
+    #[error("{what}: {source}")]
+    Start {
+        /// What (`workers and listeners`, `admin 127.0.0.1:9090`).
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn read_file(field: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
+    std::fs::read(path).map_err(|source| ServeError::Read {
+        field,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Runs the balancer until SIGTERM/SIGINT (or `control`'s stop): workers, admin HTTP,
 /// SIGHUP reload.
 pub fn serve(
     cfg: Config,
     control: Option<(StopHandle, std::sync::mpsc::Sender<Started>)>,
-) -> Result<(), String> {
-    let list = cfg.destination_list().map_err(|e| e.to_string())?;
+) -> Result<(), ServeError> {
+    let list = cfg.destination_list()?;
     // The slot table of the hash algorithms costs up to 512 KiB and 0.2 s per set to
     // build (64 weighted destinations): only for an algorithm that hashes.
     let algorithm = cfg.dispatcher.algorithm.0;
@@ -138,19 +183,24 @@ pub fn serve(
     stream.limits.max_connections = cfg.limits.max_connections;
     stream.limits.max_connections_per_ip = cfg.limits.max_connections_per_ip;
     if let (Some(c), Some(k)) = (&cfg.tls.cert, &cfg.tls.key) {
-        let cert = std::fs::read(c).map_err(|e| format!("tls.cert {}: {e}", c.display()))?;
-        let key = std::fs::read(k).map_err(|e| format!("tls.key {}: {e}", k.display()))?;
+        let (cert, key) = (read_file("tls.cert", c)?, read_file("tls.key", k)?);
         stream.tls_server = Some(
-            sip_transport::tls::server_config_from_pem(&cert, &key)
-                .map_err(|e| format!("tls.cert/tls.key: {e}"))?,
+            sip_transport::tls::server_config_from_pem(&cert, &key).map_err(|source| {
+                ServeError::Tls {
+                    field: "tls.cert/tls.key",
+                    source,
+                }
+            })?,
         );
     }
     if let Some(ca) = &cfg.tls.ca {
-        let pem = std::fs::read(ca).map_err(|e| format!("tls.ca {}: {e}", ca.display()))?;
-        stream.tls_client = Some(
-            sip_transport::tls::client_config_from_ca_pem(&pem)
-                .map_err(|e| format!("tls.ca: {e}"))?,
-        );
+        let pem = read_file("tls.ca", ca)?;
+        stream.tls_client = Some(sip_transport::tls::client_config_from_ca_pem(&pem).map_err(
+            |source| ServeError::Tls {
+                field: "tls.ca",
+                source,
+            },
+        )?);
     }
     let spec = runtime::RuntimeSpec {
         listeners: cfg
@@ -165,8 +215,11 @@ pub fn serve(
         stream,
         linger: Duration::from_micros(cfg.proxy.linger_us),
     };
-    let rt = runtime::Runtime::start(spec, dispatcher.clone())
-        .map_err(|e| format!("cannot start: {e}"))?;
+    let rt =
+        runtime::Runtime::start(spec, dispatcher.clone()).map_err(|source| ServeError::Start {
+            what: "cannot start".into(),
+            source,
+        })?;
     tracing::info!(
         udp = ?rt.udp_addrs(),
         streams = ?rt.stream_addrs(),
@@ -179,35 +232,40 @@ pub fn serve(
     let main_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|source| ServeError::Start {
+            what: "the admin runtime".into(),
+            source,
+        })?;
     let cfg = Arc::new(std::sync::Mutex::new(cfg));
     let reload = {
         let cfg = cfg.clone();
         let dispatcher = dispatcher.clone();
-        Arc::new(move || -> Result<sip_dispatch::ReloadReport, String> {
-            let c = cfg.lock().unwrap_or_else(|e| e.into_inner());
-            let fresh = match &c.origin {
-                Some(p) => {
-                    let mut n = Config::load(p).map_err(|e| e.to_string())?;
-                    // A list given on the command line stays in force.
-                    if c.dispatcher.list.is_some() && n.dispatcher.list.is_none() {
-                        n.dispatcher.list = c.dispatcher.list.clone();
+        Arc::new(
+            move || -> Result<sip_dispatch::ReloadReport, config::ConfigError> {
+                let c = cfg.lock().unwrap_or_else(|e| e.into_inner());
+                let fresh = match &c.origin {
+                    Some(p) => {
+                        let mut n = Config::load(p)?;
+                        // A list given on the command line stays in force.
+                        if c.dispatcher.list.is_some() && n.dispatcher.list.is_none() {
+                            n.dispatcher.list = c.dispatcher.list.clone();
+                        }
+                        n
                     }
-                    n
-                }
-                None => c.clone(),
-            };
-            let list = fresh.destination_list().map_err(|e| e.to_string())?;
-            let report = dispatcher.reload(list);
-            tracing::info!(
-                added = report.added.len(),
-                removed = report.removed.len(),
-                changed = report.changed.len(),
-                kept = report.kept,
-                "destinations reloaded"
-            );
-            Ok(report)
-        }) as admin::ReloadFn
+                    None => c.clone(),
+                };
+                let list = fresh.destination_list()?;
+                let report = dispatcher.reload(list);
+                tracing::info!(
+                    added = report.added.len(),
+                    removed = report.removed.len(),
+                    changed = report.changed.len(),
+                    kept = report.kept,
+                    "destinations reloaded"
+                );
+                Ok(report)
+            },
+        ) as admin::ReloadFn
     };
     let (admin_enabled, admin_listen, token) = {
         let c = cfg.lock().unwrap_or_else(|e| e.into_inner());
@@ -217,7 +275,10 @@ pub fn serve(
         let admin_addr = if admin_enabled {
             let a = admin::serve(admin_listen, token, shared.clone(), reload.clone())
                 .await
-                .map_err(|e| format!("admin {admin_listen}: {e}"))?;
+                .map_err(|source| ServeError::Start {
+                    what: format!("admin {admin_listen}"),
+                    source,
+                })?;
             tracing::info!("admin interface on http://{a}/");
             Some(a)
         } else {
@@ -231,7 +292,7 @@ pub fn serve(
             });
         }
         wait_for_signals(reload, stop).await;
-        Ok::<(), String>(())
+        Ok::<(), ServeError>(())
     });
     tracing::info!("stopping: draining open transactions");
     rt.shutdown();
