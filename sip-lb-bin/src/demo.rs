@@ -102,20 +102,49 @@ struct CallState {
     done: bool,
 }
 
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// `--algorithm` names no algorithm.
+    #[error("--algorithm: {0}")]
+    Algorithm(#[from] sip_dispatch::UnknownAlgorithm),
+    /// A socket or thread of the demo could not be set up.
+    #[error("{what}: {source}")]
+    Io {
+        /// What (`the demo backends`, `the caller's socket`).
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The balancer did not report that it started within 10 s.
+    #[error("the balancer did not start within 10 s")]
+    NotStarted,
+    /// The balancer failed.
+    #[error(transparent)]
+    Serve(#[from] crate::ServeError),
+    /// The balancer's thread panicked.
+    #[error("the balancer thread panicked")]
+    Panicked,
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> DemoError {
+    move |source| DemoError::Io { what, source }
+}
+
 /// Runs the demo.
-pub fn run(duration: u64, rate: u32, algorithm: &str) -> Result<(), String> {
-    let algorithm: sip_dispatch::Algorithm =
-        algorithm.parse().map_err(|e| format!("--algorithm: {e}"))?;
+pub fn run(duration: u64, rate: u32, algorithm: &str) -> Result<(), DemoError> {
+    let algorithm: sip_dispatch::Algorithm = algorithm.parse()?;
     let rate = rate.clamp(1, 2000);
     let duration = duration.clamp(3, 3600);
     let mut backends: Vec<Backend> = (0..4)
         .map(Backend::start)
         .collect::<std::io::Result<_>>()
-        .map_err(|e| format!("cannot start demo backends: {e}"))?;
+        .map_err(io("cannot start demo backends"))?;
     // The balancer on a free loopback port.
     let port = UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
-        .map_err(|e| e.to_string())?
+        .map_err(io("no free port for the balancer"))?
         .port();
     let mut cfg = Config::default();
     cfg.proxy.listen = vec![Listen {
@@ -139,7 +168,7 @@ pub fn run(duration: u64, rate: u32, algorithm: &str) -> Result<(), String> {
     cfg.probing.timeout_s = 0.5;
     cfg.probing.inactive_threshold = 2;
     cfg.timers.no_response_ms = 1500;
-    cfg.admin.listen = "127.0.0.1:0".parse().map_err(|_| "admin address")?;
+    cfg.admin.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     cfg.log.level = "warn".into();
     let lb = cfg.proxy.listen[0].addr;
     let stop = StopHandle::default();
@@ -148,7 +177,7 @@ pub fn run(duration: u64, rate: u32, algorithm: &str) -> Result<(), String> {
     let server = std::thread::spawn(move || crate::serve(cfg, Some((stop2, tx))));
     let started = rx
         .recv_timeout(Duration::from_secs(10))
-        .map_err(|_| "the balancer did not start")?;
+        .map_err(|_| DemoError::NotStarted)?;
     println!(
         "sip-lb demo: balancer on udp:{lb}, algorithm {}",
         algorithm.name()
@@ -163,10 +192,10 @@ pub fn run(duration: u64, rate: u32, algorithm: &str) -> Result<(), String> {
     }
 
     // The caller.
-    let sock = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let sock = UdpSocket::bind("127.0.0.1:0").map_err(io("the caller's socket"))?;
     sock.set_read_timeout(Some(Duration::from_millis(5)))
-        .map_err(|e| e.to_string())?;
-    let me = sock.local_addr().map_err(|e| e.to_string())?;
+        .map_err(io("the caller's socket"))?;
+    let me = sock.local_addr().map_err(io("the caller's socket"))?;
     let total = u64::from(rate) * duration;
     let bar = ProgressBar::new(total);
     bar.set_style(
@@ -243,8 +272,8 @@ pub fn run(duration: u64, rate: u32, algorithm: &str) -> Result<(), String> {
         b.stop();
     }
     match server.join() {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err("the balancer thread panicked".into()),
+        Ok(r) => Ok(r?),
+        Err(_) => Err(DemoError::Panicked),
     }
 }
 
