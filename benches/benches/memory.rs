@@ -1,7 +1,7 @@
 //! Memory per in-flight INVITE transaction: many INVITEs held open in one proxy core (each
 //! forwarded to a destination that answered 180 and nothing more), the heap counted by a
 //! global allocator. Prints the bytes per transaction beyond the message bytes: the
-//! received INVITE (the server transaction keeps it), the forwarded one (the client
+//! received INVITE (the server transaction keeps a copy), the forwarded one (the client
 //! transaction keeps it for retransmission and CANCEL) and the last response sent
 //! upstream (kept to answer a retransmitted INVITE).
 //!

@@ -142,7 +142,7 @@ pub enum ServeError {
     /// A socket, thread or the admin listener could not be set up.
     #[error("{what}: {source}")]
     Start {
-        /// What (`workers and listeners`, `admin 127.0.0.1:9090`).
+        /// What (`cannot start the workers and listeners`, `admin 127.0.0.1:9090`).
         what: String,
         /// Why.
         #[source]
@@ -217,7 +217,7 @@ pub fn serve(
     };
     let rt =
         runtime::Runtime::start(spec, dispatcher.clone()).map_err(|source| ServeError::Start {
-            what: "cannot start".into(),
+            what: "cannot start the workers and listeners".into(),
             source,
         })?;
     tracing::info!(

@@ -77,17 +77,7 @@ fn cancel_before_answer_and_503_when_every_backend_is_down() {
     let _g = serial();
     let dir = TestDir::new("cancel");
     let (_, mut uas, list) = uas_backends(&dir, 2, "uas_cancel.xml");
-    let lb = SipLb::start(
-        &dir,
-        &[
-            "--dispatcher-list",
-            list.to_str().unwrap(),
-            "--set",
-            "1",
-            "--algorithm",
-            "4",
-        ],
-    );
+    let lb = SipLb::start_list(&dir, 2, &list, "4", &[]);
     let r = sipp_uac(
         &dir,
         lb.addr,
@@ -175,18 +165,7 @@ fn stateless_mode_completes_calls() {
     let _g = serial();
     let dir = TestDir::new("stateless");
     let (_, _uas, list) = uas_backends(&dir, 4, "uas.xml");
-    let lb = SipLb::start(
-        &dir,
-        &[
-            "--dispatcher-list",
-            list.to_str().unwrap(),
-            "--set",
-            "1",
-            "--algorithm",
-            "round-robin",
-            "--stateless",
-        ],
-    );
+    let lb = SipLb::start_list(&dir, 2, &list, "round-robin", &["--stateless"]);
     let r = sipp_uac(
         &dir,
         lb.addr,
@@ -208,20 +187,7 @@ fn receive_coalescing_completes_calls_with_one_and_two_workers() {
     let dir = TestDir::new("linger");
     let (_, _uas, list) = uas_backends(&dir, 4, "uas.xml");
     for workers in [1, 2] {
-        let lb = SipLb::start_workers(
-            &dir,
-            workers,
-            &[
-                "--dispatcher-list",
-                list.to_str().unwrap(),
-                "--set",
-                "1",
-                "--algorithm",
-                "round-robin",
-                "--linger-us",
-                "500",
-            ],
-        );
+        let lb = SipLb::start_list(&dir, workers, &list, "round-robin", &["--linger-us", "500"]);
         let r = sipp_uac(
             &dir,
             lb.addr,
@@ -281,17 +247,7 @@ fn reload_under_load_loses_no_call() {
         .map(|&p| sipp_uas(&dir, p, "uas.xml"))
         .collect();
     let list = write_list(&dir, &ports[..3]);
-    let lb = SipLb::start(
-        &dir,
-        &[
-            "--dispatcher-list",
-            list.to_str().unwrap(),
-            "--set",
-            "1",
-            "--algorithm",
-            "4",
-        ],
-    );
+    let lb = SipLb::start_list(&dir, 2, &list, "4", &[]);
     let addr = lb.addr;
     let dir2 = TestDir(dir.0.clone());
     let caller = std::thread::spawn(move || {
@@ -332,17 +288,7 @@ fn invalid_rfc4475_requests_get_4xx_while_calls_run() {
     let _g = serial();
     let dir = TestDir::new("torture");
     let (_, _uas, list) = uas_backends(&dir, 2, "uas.xml");
-    let mut lb = SipLb::start(
-        &dir,
-        &[
-            "--dispatcher-list",
-            list.to_str().unwrap(),
-            "--set",
-            "1",
-            "--algorithm",
-            "4",
-        ],
-    );
+    let mut lb = SipLb::start_list(&dir, 2, &list, "4", &[]);
     let addr = lb.addr;
     let dir2 = TestDir(dir.0.clone());
     let caller = std::thread::spawn(move || {
@@ -421,17 +367,7 @@ fn admin_metrics_state_and_check_config() {
     let dir = TestDir::new("admin");
     let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
     let list = write_list(&dir, &ports);
-    let lb = SipLb::start(
-        &dir,
-        &[
-            "--dispatcher-list",
-            list.to_str().unwrap(),
-            "--set",
-            "1",
-            "--algorithm",
-            "call-id-hash",
-        ],
-    );
+    let lb = SipLb::start_list(&dir, 2, &list, "call-id-hash", &[]);
     let (code, body) = lb.http("GET", "/metrics", "");
     assert_eq!(code, 200);
     assert!(

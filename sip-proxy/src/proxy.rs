@@ -1226,7 +1226,8 @@ impl Proxy {
             initial_invite: invite && !in_dialog,
             // A copy, not the received buffer: that is usually a slice of a receive
             // chunk shared with a hundred other datagrams, which this transaction (alive
-            // for up to 32 s after its final response) would otherwise keep allocated.
+            // until its final response and the wait after it: seconds, minutes for an
+            // unanswered INVITE) would otherwise keep allocated.
             request: Bytes::copy_from_slice(msg.buffer()),
         };
         let (i, g) = self.servers.insert(st);

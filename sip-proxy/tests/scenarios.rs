@@ -632,3 +632,57 @@ fn responses_are_matched_by_our_sent_by_however_it_is_written() {
         );
     }
 }
+
+/// The hash algorithms that read From, To or the credentials' username get them from the
+/// request: requests sharing that value go to one destination whatever their Call-ID,
+/// and different values spread over the set.
+#[test]
+fn uri_and_username_hashes_keep_a_value_on_one_destination() {
+    use sip_dispatch::Algorithm;
+    for algorithm in [
+        Algorithm::FromUriHash,
+        Algorithm::ToUriHash,
+        Algorithm::AuthUsernameHash,
+    ] {
+        let cfg = sip_proxy::ProxyConfig {
+            algorithm,
+            ..config(Mode::Stateful)
+        };
+        let mut net = Net::new(cfg, &list(4));
+        let mut seen: std::collections::HashMap<usize, std::net::SocketAddr> = Default::default();
+        for i in 0..40usize {
+            let user = i % 8;
+            let text = invite(&format!("h{i}"), &format!("z9hG4bKh{i}"));
+            let text = match algorithm {
+                Algorithm::FromUriHash => {
+                    text.replace("<sip:alice@127.0.0.1:5070>;tag", &format!("<sip:u{user}@127.0.0.1:5070>;tag"))
+                }
+                Algorithm::ToUriHash => text.replace(
+                    "To: <sip:service@127.0.0.1:5060>",
+                    &format!("To: <sip:u{user}@example.com>"),
+                ),
+                _ => text.replace(
+                    "CSeq: 1 INVITE\r\n",
+                    &format!(
+                        "CSeq: 1 INVITE\r\nAuthorization: Digest username=\"u{user}\", realm=\"x\", nonce=\"n\", uri=\"sip:service@127.0.0.1\", response=\"0\"\r\n"
+                    ),
+                ),
+            };
+            net.send(caller(), text);
+            let out = net.out();
+            assert_eq!(out.len(), 2, "{algorithm}: {}", describe(&out));
+            let to = out[1].destination;
+            assert_eq!(
+                *seen.entry(user).or_insert(to),
+                to,
+                "{algorithm}: u{user} moved"
+            );
+        }
+        let used: std::collections::HashSet<_> = seen.values().collect();
+        assert!(
+            used.len() >= 2,
+            "{algorithm}: 8 values on {} destination(s)",
+            used.len()
+        );
+    }
+}

@@ -393,7 +393,6 @@ mod sys {
         }
     }
 
-    /// Reads the address the kernel wrote into `storage`.
     /// An `mmsghdr` for one datagram: address `addr` of `len` bytes, one iovec.
     pub(super) fn msg_header(
         addr: *mut libc::sockaddr_storage,
@@ -410,6 +409,7 @@ mod sys {
         h
     }
 
+    /// Reads the address the kernel wrote into `storage`.
     pub(super) fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
         match storage.ss_family as libc::c_int {
             libc::AF_INET => {

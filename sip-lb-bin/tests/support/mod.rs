@@ -281,6 +281,28 @@ impl SipLb {
         Self::start_workers(dir, 2, args)
     }
 
+    /// The balancer with `workers` worker threads over set 1 of the list file `list`, by
+    /// `algorithm` (a Kamailio number or a name), and the `extra` options.
+    pub fn start_list(
+        dir: &TestDir,
+        workers: usize,
+        list: &Path,
+        algorithm: &str,
+        extra: &[&str],
+    ) -> SipLb {
+        let list = list.to_str().expect("a UTF-8 path");
+        let mut args = vec![
+            "--dispatcher-list",
+            list,
+            "--set",
+            "1",
+            "--algorithm",
+            algorithm,
+        ];
+        args.extend_from_slice(extra);
+        Self::start_workers(dir, workers, &args)
+    }
+
     /// [`SipLb::start`] with `workers` worker threads.
     pub fn start_workers(dir: &TestDir, workers: usize, args: &[&str]) -> SipLb {
         let port = free_port();
