@@ -49,22 +49,15 @@ impl Out<'_> {
     }
 }
 
-/// Writes the via-parm `via` of a request received from `src` with `received` and `rport`
-/// filled in as RFC 3261 §18.2.1 and RFC 3581 §4 ask (unchanged when it does not parse).
-fn write_via_from(o: &mut Out<'_>, via: &[u8], src: SocketAddr) {
-    let Ok(v) = crate::via::Via::parse(via) else {
-        o.put(via);
-        return;
-    };
+/// Writes the via-parm `via` (parsed: `v`, whose slices lie in `via`) of a request
+/// received from `src` with `received` and `rport` filled in as RFC 3261 §18.2.1 and
+/// RFC 3581 §4 ask.
+fn write_via_from(o: &mut Out<'_>, via: &[u8], v: &crate::via::Via<'_>, src: SocketAddr) {
     let offset = |sub: &[u8]| sub.as_ptr() as usize - via.as_ptr() as usize;
     let rport = v.rport();
     // Where `=port` goes (after an `rport` without a value).
     let rport_at = match rport {
-        Some(None) => v
-            .params()
-            .flatten()
-            .find(|p| p.is("rport"))
-            .map(|p| offset(p.name) + p.name.len()),
+        Some(None) => v.rport_name().map(|n| offset(n) + n.len()),
         _ => None,
     };
     let need_received =
@@ -72,12 +65,8 @@ fn write_via_from(o: &mut Out<'_>, via: &[u8], src: SocketAddr) {
     // The span of a wrong `received` value to replace, or the end to append one.
     let received_at = if !need_received {
         None
-    } else if v.received().is_some() {
-        v.params()
-            .flatten()
-            .find(|p| p.is("received"))
-            .and_then(|p| p.value)
-            .map(|val| (offset(val), offset(val) + val.len()))
+    } else if let Some(val) = v.received() {
+        Some((offset(val), offset(val) + val.len()))
     } else {
         Some((via.len(), via.len()))
     };
@@ -208,24 +197,24 @@ impl<'a> ResponseBuilder<'a> {
     /// Writes the response at the end of `buf`.
     pub fn write_into(&self, buf: &mut BytesMut) {
         let req = self.req;
-        buf.reserve(req.headers_end() + 128 + self.body.map_or(0, |b| b.1.len()));
+        buf.reserve(self.size_hint());
         let mut o = Out(buf);
         o.put(b"SIP/2.0 ")
             .num(self.code)
             .put(b" ")
             .put(self.reason.as_bytes())
             .put(b"\r\n");
-        let top_via = req.top_via_span();
+        let top_via = req.top_via_span().zip(req.top_via());
         for h in req.headers() {
             match h.name {
                 HeaderName::Via
-                    if let (Some(src), Some((idx, span))) = (self.source, top_via)
-                        && idx == h.index =>
+                    if let (Some(src), Some(((idx, span), via))) = (self.source, &top_via)
+                        && *idx == h.index =>
                 {
                     let v0 = h.value_span.start as usize;
                     let (a, b) = (span.start as usize - v0, span.end as usize - v0);
                     o.put(b"Via: ").put(&h.value[..a]);
-                    write_via_from(&mut o, &h.value[a..b], src);
+                    write_via_from(&mut o, &h.value[a..b], via, src);
                     o.put(&h.value[b..]).put(b"\r\n");
                 }
                 HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
@@ -267,9 +256,15 @@ impl<'a> ResponseBuilder<'a> {
         }
     }
 
+    /// Room enough for the response in the usual case (the request's headers and some).
+    fn size_hint(&self) -> usize {
+        let extra: usize = self.extra.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        self.req.headers_end() + 128 + extra + self.body.map_or(0, |b| b.0.len() + b.1.len())
+    }
+
     /// The response.
     pub fn build(&self) -> Bytes {
-        let mut b = BytesMut::new();
+        let mut b = BytesMut::with_capacity(self.size_hint());
         self.write_into(&mut b);
         b.freeze()
     }

@@ -227,11 +227,24 @@ impl<'m> Editor<'m> {
 
     /// Removes the first comma-separated value of header line `index`: the whole line when
     /// it holds one value, otherwise the value and the comma after it.
-    fn remove_first_value(&mut self, index: usize) -> Result<(), EditError> {
+    fn remove_first_value(&mut self, index: usize, first: Span) -> Result<(), EditError> {
         let h = self
             .msg
             .header_at(index)
             .ok_or(EditError::Missing("header"))?;
+        let d = self.msg.as_bytes();
+        let (end, value_end) = (first.end as usize, h.value_span.end as usize);
+        // The usual cases without splitting the value again: the first value is the whole
+        // value, or a comma follows it directly and the next value right after.
+        if end == value_end {
+            return self.remove(h.line);
+        }
+        if d[end] == b','
+            && end + 1 < value_end
+            && !matches!(d[end + 1], b' ' | b'\t' | b'\r' | b'\n' | b',')
+        {
+            return self.remove(Span::new(h.value_span.start as usize, end + 1));
+        }
         let mut it = CommaSplit::new(h.value);
         let _first = it.next();
         match it.next() {
@@ -258,17 +271,17 @@ impl<'m> Editor<'m> {
 
     /// Removes the top Via value (a proxy removing itself from a response, §16.7 step 3).
     pub fn remove_top_via(&mut self) -> Result<(), EditError> {
-        let (index, _) = self.msg.top_via_span().ok_or(EditError::Missing("Via"))?;
-        self.remove_first_value(index)
+        let (index, first) = self.msg.top_via_span().ok_or(EditError::Missing("Via"))?;
+        self.remove_first_value(index, first)
     }
 
     /// Removes the top Route value (loose routing, §16.4).
     pub fn remove_top_route(&mut self) -> Result<(), EditError> {
-        let (index, _) = self
+        let (index, first) = self
             .msg
             .top_route_span()
             .ok_or(EditError::Missing("Route"))?;
-        self.remove_first_value(index)
+        self.remove_first_value(index, first)
     }
 
     /// Sets Max-Forwards to `value`, rewriting the header or adding it when absent. Called
@@ -375,15 +388,19 @@ impl<'m> Editor<'m> {
     pub fn write_into(&self, out: &mut BytesMut) -> Result<(), EditError> {
         let (sp, len) = self.sorted()?;
         out.reserve(len);
+        self.write_sorted(out, &sp);
+        Ok(())
+    }
+
+    fn write_sorted(&self, out: &mut BytesMut, sp: &[Splice]) {
         let src = self.msg.as_bytes();
         let mut pos = 0usize;
-        for s in &sp {
+        for s in sp {
             out.put_slice(&src[pos..s.at.start as usize]);
             out.put_slice(&self.arena[s.ins.range()]);
             pos = s.at.end as usize;
         }
         out.put_slice(&src[pos..]);
-        Ok(())
     }
 
     /// The edited message. Without edits this is the original buffer (trimmed to the
@@ -392,8 +409,9 @@ impl<'m> Editor<'m> {
         if self.splices.is_empty() {
             return Ok(self.msg.buffer().slice(..self.msg.message_len()));
         }
-        let mut out = BytesMut::new();
-        self.write_into(&mut out)?;
+        let (sp, len) = self.sorted()?;
+        let mut out = BytesMut::with_capacity(len);
+        self.write_sorted(&mut out, &sp);
         Ok(out.freeze())
     }
 }
@@ -547,5 +565,36 @@ abcdEXTRA";
         ed.remove_top_via().unwrap();
         let out = parse(&ed.finish().unwrap());
         assert_eq!(out.via_count(), 0);
+    }
+
+    #[test]
+    fn removing_the_top_via_or_route_however_the_list_is_written() {
+        let a = "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKa";
+        let b = "SIP/2.0/UDP 127.0.0.2;branch=z9hG4bKb";
+        let (ra, rb) = ("<sip:127.0.0.1;lr>", "<sip:127.0.0.2;lr>");
+        let rest = "From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n";
+        for sep in [",", ", ", " ,", " , ", ",\r\n ", ",,"] {
+            let text = format!(
+                "BYE sip:x@127.0.0.3 SIP/2.0\r\nVia: {a}{sep}{b}\r\nRoute: {ra}{sep}{rb}\r\n{rest}"
+            );
+            let m = parse(text.as_bytes());
+            let mut ed = Editor::new(&m);
+            ed.remove_top_via().unwrap();
+            ed.remove_top_route().unwrap();
+            let out = ed.finish().unwrap();
+            let out = std::str::from_utf8(&out).unwrap();
+            // What is left of each line is what follows the first value's separator.
+            let after = sep.trim_start_matches([' ', '\t']);
+            let after = after.strip_prefix(',').unwrap();
+            let kept = if after == "," { after } else { "" };
+            assert!(
+                out.contains(&format!("\r\nVia: {kept}{b}\r\n")),
+                "separator {sep:?}:\n{out}"
+            );
+            assert!(
+                out.contains(&format!("\r\nRoute: {kept}{rb}\r\n")),
+                "separator {sep:?}:\n{out}"
+            );
+        }
     }
 }

@@ -270,7 +270,11 @@ fn has_dot_dot(name: &[u8]) -> bool {
     loop {
         let mut w = [0u8; 8];
         let end = (at + 8).min(name.len());
-        w[..end - at].copy_from_slice(&name[at..end]);
+        match name.get(at..at + 8) {
+            // A whole word: one load, not a copy of a variable length.
+            Some(word) => w.copy_from_slice(word),
+            None => w[..end - at].copy_from_slice(&name[at..end]),
+        }
         let m = eq_mask(u64::from_le_bytes(w), b'.');
         if m & (m >> 8) != 0 {
             return true;

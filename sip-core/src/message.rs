@@ -10,8 +10,9 @@ use crate::method::Method;
 use crate::name_addr::NameAddr;
 use crate::scan::{CommaSplit, count_values, is_token, parse_u32, trim_lws_range};
 use crate::span::Span;
+use crate::uri::UriSpans;
 use crate::values::CSeq;
-use crate::via::Via;
+use crate::via::{Via, ViaSpans};
 
 mod fast;
 
@@ -43,6 +44,8 @@ pub(crate) enum StartLine {
         method: Method,
         method_span: Span,
         uri: Span,
+        /// The Request-URI as the parse pass parsed it.
+        parsed_uri: UriSpans,
     },
     Response {
         code: u16,
@@ -90,8 +93,8 @@ pub struct HeaderField<'a> {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Essentials {
-    /// (header index, span of the first via-parm, span of the branch value or empty)
-    pub(crate) top_via: Option<(u16, Span, Span)>,
+    /// (header index, span of the first via-parm, the via-parm parsed)
+    pub(crate) top_via: Option<(u16, Span, ViaSpans)>,
     pub(crate) call_id: Option<Span>,
     /// (number, method, method span)
     pub(crate) cseq: Option<(u32, Method, Span)>,
@@ -453,8 +456,7 @@ impl Message {
                 self.ess.via_count = total as u16;
                 if let Some((off, first)) = first {
                     let via = Via::parse(first).map_err(|e| header_err(name, e, vstart + off))?;
-                    let branch = via.branch().map(|b| span_in(d, b)).unwrap_or_default();
-                    self.ess.top_via = Some((index, span_in(d, first), branch));
+                    self.ess.top_via = Some((index, span_in(d, first), ViaSpans::of(&via, d)));
                 }
             }
             HeaderName::CallId => {
@@ -622,9 +624,13 @@ impl Message {
         }
     }
 
-    /// The Request-URI parsed as a typed view.
+    /// The Request-URI as a typed view (parsed once, by the parse pass, which refuses a
+    /// request whose Request-URI does not parse: `Some(Ok(..))` for every request).
     pub fn request_uri_parsed(&self) -> Option<Result<crate::uri::Uri<'_>, ValueError>> {
-        self.request_uri().map(crate::uri::Uri::parse)
+        match self.start {
+            StartLine::Request { parsed_uri, .. } => Some(Ok(parsed_uri.view(self.as_bytes()))),
+            StartLine::Response { .. } => None,
+        }
     }
 
     /// The status code (`None` for a request).
@@ -736,10 +742,11 @@ impl Message {
 
     // ---- essentials located by the parse pass -----------------------------------------
 
-    /// The top Via value parsed as a typed view.
+    /// The top Via value as a typed view (parsed once, by the parse pass).
+    #[inline]
     pub fn top_via(&self) -> Option<Via<'_>> {
-        let (_, span, _) = self.ess.top_via?;
-        Via::parse(self.slice(span)).ok()
+        let (_, _, via) = self.ess.top_via.as_ref()?;
+        Some(via.view(self.as_bytes()))
     }
 
     /// Where the top Via value is: `(header line index, span of the first via-parm)`.
@@ -751,10 +758,28 @@ impl Message {
     /// The `branch` of the top Via.
     #[inline]
     pub fn top_via_branch(&self) -> Option<&[u8]> {
-        match self.ess.top_via {
-            Some((_, _, b)) if !b.is_empty() => Some(self.slice(b)),
+        match self.ess.top_via.as_ref()?.2.branch() {
+            Some(b) if !b.is_empty() => Some(self.slice(b)),
             _ => None,
         }
+    }
+
+    /// The second Via value as written (the one under the top Via, where a proxy sends a
+    /// response after removing its own): what `header_values(HeaderName::Via).nth(1)`
+    /// gives, without splitting the lines above it again.
+    pub fn second_via(&self) -> Option<&[u8]> {
+        let (index, first, _) = self.ess.top_via.as_ref()?;
+        let index = *index as usize;
+        let top = &self.headers[index];
+        let d = self.as_bytes();
+        if first.end != top.value.end {
+            // More values on the top Via's line.
+            return CommaSplit::new(top.value.of(d)).nth(1).map(|(_, v)| v);
+        }
+        let next = self.headers[index + 1..]
+            .iter()
+            .find(|h| h.name == HeaderName::Via)?;
+        CommaSplit::new(next.value.of(d)).next().map(|(_, v)| v)
     }
 
     /// Every Via value, top first, each parsed (a malformed lower Via is reported as an
@@ -971,12 +996,14 @@ fn parse_start_line(
             pos + u0,
         ));
     }
-    check_request_uri(uri).map_err(|k| ParseError::new(E::InvalidRequestUri, pos + u0 + k))?;
+    let parsed =
+        check_request_uri(uri).map_err(|k| ParseError::new(E::InvalidRequestUri, pos + u0 + k))?;
     Ok((
         StartLine::Request {
             method: Method::from_bytes(&line[..i]),
             method_span,
             uri: Span::new(pos + u0, pos + u1),
+            parsed_uri: UriSpans::of(&parsed, d),
         },
         next,
     ))
@@ -1011,13 +1038,13 @@ fn check_version(v: &[u8], at: usize, otherwise: E) -> Result<(), ParseError> {
 }
 
 /// Validates a Request-URI with the URI parser; returns the offset of the problem.
-fn check_request_uri(uri: &[u8]) -> Result<(), usize> {
+fn check_request_uri(uri: &[u8]) -> Result<crate::uri::Uri<'_>, usize> {
     let parsed = crate::uri::Uri::parse(uri).map_err(|e| e.offset)?;
     // RFC 3261 §19.1.5: a SIP Request-URI carries no headers.
     if parsed.scheme().is_sip() && !parsed.headers_raw().is_empty() {
         return Err(uri.len() - parsed.headers_raw().len() - 1);
     }
-    Ok(())
+    Ok(parsed)
 }
 
 #[cfg(test)]

@@ -49,6 +49,18 @@ impl Span {
         )
     }
 
+    /// Where `sub`, a slice of `base`, lies in it. (A slice from elsewhere gives a span
+    /// that [`Span::of`] answers with an empty slice, never a panic; debug builds check.)
+    #[inline]
+    pub(crate) fn within(base: &[u8], sub: &[u8]) -> Span {
+        let s = (sub.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+        debug_assert!(
+            s <= base.len() && sub.len() <= base.len() - s,
+            "a slice outside the message"
+        );
+        Span::new(s, s.wrapping_add(sub.len()))
+    }
+
     /// The bytes of `buf` this span covers (empty when out of bounds, never a panic).
     #[inline]
     pub fn of(self, buf: &[u8]) -> &[u8] {

@@ -20,6 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::error::{ValueError, ValueErrorKind as K};
 use crate::lex;
 use crate::scan::{is_alpha, is_digit, is_host_char};
+use crate::span::Span;
 use crate::transport::Transport;
 
 /// The scheme of a URI.
@@ -161,7 +162,7 @@ impl<'a> Uri<'a> {
             host: Some(host),
             port,
             params: &hp[i..],
-            headers: &[],
+            headers: &s[s.len()..],
             opaque: rest,
         })
     }
@@ -198,11 +199,13 @@ impl<'a> Uri<'a> {
             scheme_raw,
             user: None,
             password: None,
-            host_raw: &[],
+            // Absent parts are empty slices of the input (so that a parsed message can
+            // keep every part as a position in it).
+            host_raw: &s[s.len()..],
             host: None,
             port: None,
-            params: &[],
-            headers: &[],
+            params: &s[s.len()..],
+            headers: &s[s.len()..],
             opaque: rest,
         };
         match scheme {
@@ -607,6 +610,93 @@ fn hex_val(c: u8) -> Option<u8> {
         b'a'..=b'f' => Some(c - b'a' + 10),
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
+    }
+}
+
+/// A [`Uri`] kept as positions in the text it was parsed from, so that a parsed
+/// [`Message`](crate::Message) hands out its Request-URI without a second parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UriSpans {
+    raw: Span,
+    scheme: Scheme,
+    scheme_raw: Span,
+    user: Option<Span>,
+    password: Option<Span>,
+    host_raw: Span,
+    host: Option<HostSpan>,
+    port: Option<u16>,
+    params: Span,
+    headers: Span,
+    opaque: Span,
+}
+
+/// [`Host`] with a domain name as a position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HostSpan {
+    Domain(Span),
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+}
+
+impl HostSpan {
+    /// The position of `host`, whose name (if any) lies in `base`.
+    #[inline]
+    pub(crate) fn of(host: Host<'_>, base: &[u8]) -> HostSpan {
+        match host {
+            Host::Domain(d) => HostSpan::Domain(Span::within(base, d)),
+            Host::V4(a) => HostSpan::V4(a),
+            Host::V6(a) => HostSpan::V6(a),
+        }
+    }
+
+    /// The host again, borrowing from `base`.
+    #[inline]
+    pub(crate) fn view(self, base: &[u8]) -> Host<'_> {
+        match self {
+            HostSpan::Domain(d) => Host::Domain(d.of(base)),
+            HostSpan::V4(a) => Host::V4(a),
+            HostSpan::V6(a) => Host::V6(a),
+        }
+    }
+}
+
+impl UriSpans {
+    /// The positions of `uri`, whose slices all lie in `base`.
+    #[inline(always)]
+    pub(crate) fn of(uri: &Uri<'_>, base: &[u8]) -> UriSpans {
+        let at = |sub: &[u8]| Span::within(base, sub);
+        UriSpans {
+            raw: at(uri.raw),
+            scheme: uri.scheme,
+            scheme_raw: at(uri.scheme_raw),
+            user: uri.user.map(at),
+            password: uri.password.map(at),
+            host_raw: at(uri.host_raw),
+            host: uri.host.map(|h| HostSpan::of(h, base)),
+            port: uri.port,
+            params: at(uri.params),
+            headers: at(uri.headers),
+            opaque: at(uri.opaque),
+        }
+    }
+
+    /// The `Uri` again, borrowing from `base` (the text [`UriSpans::of`] was given).
+    #[inline]
+    pub(crate) fn view<'a>(&self, base: &'a [u8]) -> Uri<'a> {
+        let of = |s: Span| s.of(base);
+        Uri {
+            raw: of(self.raw),
+            scheme: self.scheme,
+            scheme_raw: of(self.scheme_raw),
+            user: self.user.map(of),
+            password: self.password.map(of),
+            host_raw: of(self.host_raw),
+            host: self.host.map(|h| h.view(base)),
+            port: self.port,
+            params: of(self.params),
+            headers: of(self.headers),
+            opaque: of(self.opaque),
+        }
     }
 }
 

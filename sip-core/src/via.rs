@@ -17,8 +17,9 @@ use std::net::IpAddr;
 use crate::error::{ValueError, ValueErrorKind as K};
 use crate::lex;
 use crate::scan::{HeaderParams, is_digit, is_lws, is_token, skip_lws};
+use crate::span::Span;
 use crate::transport::Transport;
-use crate::uri::{Host, parse_host, parse_ipv6};
+use crate::uri::{Host, HostSpan, parse_host, parse_ipv6};
 
 /// The RFC 3261 magic cookie that starts every compliant branch.
 pub const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
@@ -37,6 +38,8 @@ pub struct Via<'a> {
     branch: Option<&'a [u8]>,
     received: Option<&'a [u8]>,
     rport: Option<Option<u16>>,
+    /// The name of the first `rport` parameter as written (where a value goes).
+    rport_name: Option<&'a [u8]>,
     maddr: Option<&'a [u8]>,
     ttl: Option<u8>,
 }
@@ -115,6 +118,7 @@ impl<'a> Via<'a> {
             branch: None,
             received: None,
             rport: None,
+            rport_name: None,
             maddr: None,
             ttl: None,
         };
@@ -144,7 +148,10 @@ impl<'a> Via<'a> {
                         None => None,
                         Some(v) => Some(lex::port(v)?),
                     };
-                    via.rport.get_or_insert(v);
+                    if via.rport.is_none() {
+                        via.rport = Some(v);
+                        via.rport_name = Some(n);
+                    }
                 }
                 5 if n.eq_ignore_ascii_case(b"maddr") => return None,
                 3 if n.eq_ignore_ascii_case(b"ttl") => return None,
@@ -209,6 +216,7 @@ impl<'a> Via<'a> {
             branch: None,
             received: None,
             rport: None,
+            rport_name: None,
             maddr: None,
             ttl: None,
         };
@@ -241,7 +249,10 @@ impl<'a> Via<'a> {
                             Some(u16::try_from(n).map_err(|_| bad())?)
                         }
                     };
-                    via.rport.get_or_insert(v);
+                    if via.rport.is_none() {
+                        via.rport = Some(v);
+                        via.rport_name = Some(p.name);
+                    }
                 }
                 5 if p.is("maddr") => {
                     let v = p.value.ok_or_else(bad)?;
@@ -335,6 +346,13 @@ impl<'a> Via<'a> {
         self.rport
     }
 
+    /// The name of the `rport` parameter that [`Via::rport`] reports, as written: where a
+    /// proxy appends `=port` to an `rport` without a value (RFC 3581 §4).
+    #[inline]
+    pub fn rport_name(&self) -> Option<&'a [u8]> {
+        self.rport_name
+    }
+
     /// The `maddr` parameter.
     #[inline]
     pub fn maddr(&self) -> Option<&'a [u8]> {
@@ -389,6 +407,86 @@ pub(crate) fn parse_received(v: &[u8]) -> Option<IpAddr> {
         return Some(IpAddr::V4(a));
     }
     parse_ipv6(v).map(IpAddr::V6)
+}
+
+/// A [`Via`] kept as positions in the text it was parsed from, so that a parsed
+/// [`Message`](crate::Message) holds its top Via without borrowing from itself and hands
+/// it out again without a second parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ViaSpans {
+    /// The whole via-parm.
+    whole: Span,
+    protocol_name: Span,
+    protocol_version: Span,
+    transport_raw: Span,
+    host: HostSpan,
+    host_raw: Span,
+    port: Option<u16>,
+    params: Span,
+    branch: Option<Span>,
+    received: Option<Span>,
+    rport: Option<Option<u16>>,
+    rport_name: Option<Span>,
+    maddr: Option<Span>,
+    ttl: Option<u8>,
+}
+
+impl ViaSpans {
+    /// The positions of `via`, whose slices all lie in `base`.
+    #[inline(always)]
+    pub(crate) fn of(via: &Via<'_>, base: &[u8]) -> ViaSpans {
+        let at = |sub: &[u8]| Span::within(base, sub);
+        let params = at(via.params);
+        // The parsed text starts `params_offset` bytes before the parameters.
+        let whole = Span::new(
+            params.start as usize - via.params_offset,
+            params.end as usize,
+        );
+        ViaSpans {
+            whole,
+            protocol_name: at(via.protocol_name),
+            protocol_version: at(via.protocol_version),
+            transport_raw: at(via.transport_raw),
+            host: HostSpan::of(via.host, base),
+            host_raw: at(via.host_raw),
+            port: via.port,
+            params,
+            branch: via.branch.map(at),
+            received: via.received.map(at),
+            rport: via.rport,
+            rport_name: via.rport_name.map(at),
+            maddr: via.maddr.map(at),
+            ttl: via.ttl,
+        }
+    }
+
+    /// The `Via` again, borrowing from `base` (the text [`ViaSpans::of`] was given).
+    #[inline]
+    pub(crate) fn view<'a>(&self, base: &'a [u8]) -> Via<'a> {
+        let of = |s: Span| s.of(base);
+        Via {
+            protocol_name: of(self.protocol_name),
+            protocol_version: of(self.protocol_version),
+            transport_raw: of(self.transport_raw),
+            host: self.host.view(base),
+            host_raw: of(self.host_raw),
+            port: self.port,
+            params: of(self.params),
+            params_offset: (self.params.start - self.whole.start) as usize,
+            branch: self.branch.map(of),
+            received: self.received.map(of),
+            rport: self.rport,
+            rport_name: self.rport_name.map(of),
+            maddr: self.maddr.map(of),
+            ttl: self.ttl,
+        }
+    }
+
+    /// The branch's position.
+    #[inline]
+    pub(crate) fn branch(&self) -> Option<Span> {
+        self.branch
+    }
 }
 
 #[cfg(test)]

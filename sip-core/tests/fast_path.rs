@@ -147,6 +147,30 @@ fn option_sets() -> Vec<ParseOptions> {
     ]
 }
 
+/// What the parse pass kept of the top Via and the Request-URI equals what parsing their
+/// text again gives, and the second Via is the second of all Via values.
+fn kept_views_agree(m: &Message) {
+    let text = m.top_via_span().map(|(_, s)| m.slice(s));
+    assert_eq!(
+        m.top_via(),
+        text.and_then(|t| Via::parse(t).ok()),
+        "top Via of\n{}",
+        String::from_utf8_lossy(m.as_bytes())
+    );
+    assert_eq!(
+        m.request_uri_parsed().map(Result::ok),
+        m.request_uri().map(|u| Uri::parse(u).ok()),
+        "Request-URI of\n{}",
+        String::from_utf8_lossy(m.as_bytes())
+    );
+    assert_eq!(
+        m.second_via(),
+        m.header_values(HeaderName::Via).nth(1).map(|(_, v)| v),
+        "second Via of\n{}",
+        String::from_utf8_lossy(m.as_bytes())
+    );
+}
+
 /// Checks the contract on `b` under every option set; returns whether the fast path took
 /// it with the default options.
 fn agree(b: &[u8]) -> bool {
@@ -155,6 +179,9 @@ fn agree(b: &[u8]) -> bool {
         let fast = Message::parse_fast_path(Bytes::copy_from_slice(b), o);
         let reference = Message::parse_reference(Bytes::copy_from_slice(b), o);
         let parsed = Message::parse_with(Bytes::copy_from_slice(b), o);
+        if let Ok(m) = &parsed {
+            kept_views_agree(m);
+        }
         assert_eq!(
             parsed,
             reference,
@@ -181,6 +208,33 @@ fn typical_messages_take_the_fast_path() {
             agree(m),
             "not on the fast path:\n{}",
             String::from_utf8_lossy(m)
+        );
+    }
+}
+
+#[test]
+fn the_second_via_and_the_kept_top_via_whatever_the_via_lines_look_like() {
+    let head = "SIP/2.0 200 OK\r\n";
+    let tail = "From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    let a = "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKa;rport=5060;received=127.0.0.2";
+    let b = "SIP/2.0/TCP [::1]:5070;branch=z9hG4bKb";
+    let c = "SIP/2.0/UDP host.example;branch=z9hG4bKc;rport";
+    for vias in [
+        format!("Via: {a}\r\n"),
+        format!("Via: {a}\r\nVia: {b}\r\n"),
+        format!("Via: {a},{b}\r\n"),
+        format!("Via: {a}, {b}\r\nVia: {c}\r\n"),
+        format!("Via: {a} ,{b}\r\n"),
+        format!("v: {a}\r\nX-Other: x\r\nv: {b},{c}\r\n"),
+        format!("Via: {a}\r\nVia: {b} , {c}\r\n"),
+        format!("Via: {a},\r\n {b}\r\n"),
+    ] {
+        let m = format!("{head}{vias}{tail}");
+        agree(m.as_bytes());
+        let parsed = Message::parse(Bytes::from(m.clone())).unwrap();
+        assert!(
+            parsed.second_via().is_some() == (parsed.via_count() > 1),
+            "{m}"
         );
     }
 }

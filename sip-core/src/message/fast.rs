@@ -12,7 +12,7 @@
 //! 4475/5118 corpus) and the `parse_message` fuzz target: whenever the fast path returns a
 //! message, the reference parser returns exactly the same message.
 
-use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine, find_lf, span_in};
+use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine, find_lf};
 use crate::header::HeaderName;
 use crate::lex::{
     CALL_ID, DN_OK, DN_RUN, Rel, TOKEN, find_byte, find_byte_or_ctl, find_colon_or_lf, param,
@@ -21,8 +21,8 @@ use crate::lex::{
 use crate::method::Method;
 use crate::scan::{CommaSplit, count_values, is_lws, parse_u32, quoted_end, trim_lws_range};
 use crate::span::Span;
-use crate::uri::Uri;
-use crate::via::Via;
+use crate::uri::{Uri, UriSpans};
+use crate::via::{Via, ViaSpans};
 
 /// Parses `d` if it has the usual shape; `None` means "ask the reference parser".
 /// The returned message has an empty buffer; the caller puts the `Bytes` in.
@@ -183,14 +183,16 @@ fn start_line(d: &[u8], opts: &ParseOptions) -> Option<(StartLine, usize)> {
     }
     let uri = &line[u0..u1];
     // A `sip:`/`sips:` URI without headers, as `check_request_uri` wants it.
-    if uri.len() > limits.max_uri_length as usize || Uri::parse_fast(uri).is_none() {
+    if uri.len() > limits.max_uri_length as usize {
         return None;
     }
+    let parsed = Uri::parse_fast(uri)?;
     Some((
         StartLine::Request {
             method: Method::from_bytes(&line[..m]),
             method_span: Span::new(0, m),
             uri: Span::new(u0, u1),
+            parsed_uri: UriSpans::of(&parsed, d),
         },
         lf + 1,
     ))
@@ -215,8 +217,11 @@ fn essential(
             let n = if ess.top_via.is_none() {
                 let (via, end) = Via::parse_fast_prefix(v)?;
                 let n = 1 + rest_count(v, end)?;
-                let branch = via.branch().map_or(Span::default(), |b| span_in(d, b));
-                ess.top_via = Some((index, Span::new(vstart, vstart + end), branch));
+                ess.top_via = Some((
+                    index,
+                    Span::new(vstart, vstart + end),
+                    ViaSpans::of(&via, d),
+                ));
                 n
             } else {
                 count_values(v)
