@@ -12,7 +12,9 @@
 //!
 //! TCP and TLS: messages per second through a `StreamTransport` pair (reference figures).
 //!
-//! Run: `cargo bench -p sip-lb-benches --bench transport` (`-- --quick` for a short run).
+//! Run: `cargo bench -p sip-lb-benches --bench transport` (`-- --quick` for a short run;
+//! `-- --variant KEY` runs only the UDP variant `std`, `batch1`, `batch32`, `linger50` or
+//! `linger200`, for a profiler attached to it).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -241,7 +243,12 @@ fn run_stream(transport: Transport, total: u64) -> (u64, Duration) {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = args
+        .iter()
+        .position(|a| a == "--variant")
+        .and_then(|i| args.get(i + 1).cloned());
     let n: u64 = if quick { 50_000 } else { 400_000 };
     println!(
         "sip-transport loopback bench: {n} datagrams of {} bytes per variant",
@@ -252,19 +259,43 @@ fn main() {
         "variant", "recv msg/s", "tx usr ns", "tx sys ns", "rx usr ns", "rx sys ns", "loss %"
     );
     let mut results = Vec::new();
-    for (name, mode) in [
-        ("std UdpSocket (reference)", Mode::Std),
-        ("sip-transport batch=1", Mode::Batch(1, Duration::ZERO)),
-        ("sip-transport batch=32", Mode::Batch(32, Duration::ZERO)),
+    let variants = [
+        ("std", "std UdpSocket (reference)", Mode::Std),
         (
+            "batch1",
+            "sip-transport batch=1",
+            Mode::Batch(1, Duration::ZERO),
+        ),
+        (
+            "batch32",
+            "sip-transport batch=32",
+            Mode::Batch(32, Duration::ZERO),
+        ),
+        (
+            "linger50",
             "batch=32, linger 50 us",
             Mode::Batch(32, Duration::from_micros(50)),
         ),
         (
+            "linger200",
             "batch=32, linger 200 us",
             Mode::Batch(32, Duration::from_micros(200)),
         ),
-    ] {
+    ];
+    if let Some(key) = only {
+        let Some(&(_, name, mode)) = variants.iter().find(|v| v.0 == key) else {
+            eprintln!(
+                "transport bench: no variant {key:?} (std, batch1, batch32, linger50, linger200)"
+            );
+            std::process::exit(2);
+        };
+        let r = run_udp(name, mode, n);
+        let (tu, ts) = r.sender.ns_per_msg();
+        let (ru, rs) = r.receiver.ns_per_msg();
+        println!("{name}: tx usr {tu:.0} sys {ts:.0} ns/msg, rx usr {ru:.0} sys {rs:.0} ns/msg");
+        return;
+    }
+    for (_, name, mode) in variants {
         let r = run_udp(name, mode, n);
         let (tu, ts) = r.sender.ns_per_msg();
         let (ru, rs) = r.receiver.ns_per_msg();

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use sip_core::builder::{OptionsProbe, ResponseBuilder, ViaParts, write_ip};
 use sip_core::editor::Editor;
+use sip_core::name_addr::NameAddr;
 use sip_core::scan::CommaSplit;
 use sip_core::uri::{Host, Uri};
 use sip_core::values::{Credentials, RetryAfter};
@@ -338,9 +339,9 @@ impl Proxy {
     /// Handles a message the runtime already parsed.
     pub fn handle_message(&mut self, now: Instant, origin: Origin, msg: Message) {
         if msg.is_request() {
-            self.handle_request(now, origin, msg);
+            self.handle_request(now, origin, &msg);
         } else {
-            self.handle_response(now, origin, msg);
+            self.handle_response(now, origin, &msg);
         }
     }
 
@@ -457,15 +458,15 @@ impl Proxy {
 
     // ---- requests ----------------------------------------------------------------------
 
-    fn handle_request(&mut self, now: Instant, origin: Origin, msg: Message) {
+    fn handle_request(&mut self, now: Instant, origin: Origin, msg: &Message) {
         let method = msg.method().unwrap_or(Method::Extension);
         self.stats.requests_by_method[method_index(method)] += 1;
-        let uri = match check_request(&msg, &self.cfg.supported) {
+        let uri = match check_request(msg, &self.cfg.supported) {
             Ok(uri) => uri,
-            Err(r) => return self.refuse_request(&origin, &msg, method, r),
+            Err(r) => return self.refuse_request(&origin, msg, method, r),
         };
-        if self.is_loop(&msg) {
-            self.reply(&origin, &msg, 482, "Loop Detected");
+        if self.is_loop(msg) {
+            self.reply(&origin, msg, 482, "Loop Detected");
             return;
         }
         let to_us = self.uri_is_us(&uri);
@@ -503,15 +504,15 @@ impl Proxy {
         &mut self,
         now: Instant,
         origin: Origin,
-        msg: Message,
+        msg: &Message,
         method: Method,
         to_us: bool,
     ) {
         let in_dialog = msg.to_tag().is_some();
-        if method == Method::Options && to_us && !in_dialog && self.only_our_routes(&msg) {
+        if method == Method::Options && to_us && !in_dialog && self.only_our_routes(msg) {
             self.reply_with(
                 &origin,
-                &msg,
+                msg,
                 200,
                 "OK",
                 None,
@@ -526,7 +527,7 @@ impl Proxy {
             if method == Method::Ack {
                 self.drop_message(origin.source, DropReason::Malformed);
             } else {
-                self.reply(&origin, &msg, 483, "Too Many Hops");
+                self.reply(&origin, msg, 483, "Too Many Hops");
             }
             return;
         }
@@ -618,15 +619,25 @@ impl Proxy {
     }
 
     /// Our Route values at the top of the request (at most 2, RFC 5658 double
-    /// Record-Route) and the cookie they carry.
-    fn our_routes(&self, msg: &Message) -> Result<(u8, Option<RouteCookie>), Refusal> {
+    /// Record-Route), the cookie they carry, and the Route value after them, if any (one
+    /// pass over the Route values).
+    #[allow(clippy::type_complexity)]
+    fn our_routes<'m>(
+        &self,
+        msg: &'m Message,
+    ) -> Result<(u8, Option<RouteCookie>, Option<NameAddr<'m>>), Refusal> {
         let mut n = 0u8;
         let mut cookie = None;
+        if msg.route_count() == 0 {
+            return Ok((0, None, None));
+        }
         for r in msg.routes() {
             let Ok(na) = r else { break };
-            let Ok(uri) = na.uri() else { break };
+            let Ok(uri) = na.uri() else {
+                return Ok((n, cookie, Some(na)));
+            };
             if !self.uri_is_us(&uri) || n == 2 {
-                break;
+                return Ok((n, cookie, Some(na)));
             }
             n += 1;
             if cookie.is_none()
@@ -648,12 +659,12 @@ impl Proxy {
                 }
             }
         }
-        Ok((n, cookie))
+        Ok((n, cookie, None))
     }
 
     /// The next hop of an in-dialog request (loose routing, §16.4 and §16.12).
     fn in_dialog_hop(&mut self, msg: &Message, origin: &Origin) -> Result<(u8, NextHop), Refusal> {
-        let (ours, cookie) = self.our_routes(msg)?;
+        let (ours, cookie, next) = self.our_routes(msg)?;
         if ours == 0 {
             return Err(Refusal {
                 code: 404,
@@ -661,7 +672,7 @@ impl Proxy {
             });
         }
         // A Route after ours: follow it.
-        if let Some(Ok(na)) = msg.routes().nth(ours as usize) {
+        if let Some(na) = next {
             let hop = na.uri().ok().and_then(|u| self.uri_hop(&u));
             return hop.map(|h| (ours, h)).ok_or(Refusal {
                 code: 404,
@@ -889,9 +900,9 @@ impl Proxy {
         let all = req.as_bytes();
         if let Some(None) = rport {
             // `rport` without a value: write the source port.
-            if let Some(p) = via.params().flatten().find(|p| p.is("rport")) {
-                let start = offset_in(all, p.name);
-                let end = start + p.name.len();
+            if let Some(name) = via.rport_name() {
+                let start = offset_in(all, name);
+                let end = start + name.len();
                 let mut b = itoa::Buffer::new();
                 ed.replace(
                     Span::new(start, end),
@@ -904,14 +915,10 @@ impl Proxy {
             let n = write_ip(src_ip, &mut raw);
             let ipbuf = &raw[..n];
             let at = span.end as usize;
-            if via.received().is_some() {
+            if let Some(v) = via.received() {
                 // Replace an existing (wrong) received value.
-                if let Some(p) = via.params().flatten().find(|p| p.is("received"))
-                    && let Some(v) = p.value
-                {
-                    let s = offset_in(all, v);
-                    ed.replace(Span::new(s, s + v.len()), &[ipbuf])?;
-                }
+                let s = offset_in(all, v);
+                ed.replace(Span::new(s, s + v.len()), &[ipbuf])?;
             } else {
                 ed.insert(at, &[b";received=", ipbuf])?;
             }
@@ -947,23 +954,23 @@ impl Proxy {
         &mut self,
         now: Instant,
         origin: Origin,
-        msg: Message,
+        msg: &Message,
         method: Method,
         in_dialog: bool,
     ) {
-        let h = Self::stateless_hash(&msg);
+        let h = Self::stateless_hash(msg);
         let (pop, hop) = if in_dialog {
-            match self.in_dialog_hop(&msg, &origin) {
+            match self.in_dialog_hop(msg, &origin) {
                 Ok(x) => {
-                    self.bye_and_touch(&msg, method, now);
+                    self.bye_and_touch(msg, method, now);
                     x
                 }
-                Err(r) => return self.refuse(&origin, &msg, method, r),
+                Err(r) => return self.refuse(&origin, msg, method, r),
             }
         } else {
-            let pop = match self.our_routes(&msg) {
-                Ok((n, _)) => n,
-                Err(r) => return self.refuse(&origin, &msg, method, r),
+            let pop = match self.our_routes(msg) {
+                Ok((n, ..)) => n,
+                Err(r) => return self.refuse(&origin, msg, method, r),
             };
             let slot = (h as usize) % RECENT_SLOTS;
             let remembered = self.recent[slot]
@@ -976,10 +983,10 @@ impl Proxy {
                     self.drop_message(origin.source, DropReason::StrayAck);
                     return;
                 }
-                None => match self.select(&msg, now, 8) {
+                None => match self.select(msg, now, 8) {
                     SelectOutcome::Selected => {
                         let Some(hop) = self.first_sendable() else {
-                            return self.no_destination(&origin, &msg);
+                            return self.no_destination(&origin, msg);
                         };
                         self.recent[slot] = Some(Recent {
                             hash: h,
@@ -988,7 +995,7 @@ impl Proxy {
                         });
                         hop
                     }
-                    _ => return self.no_destination(&origin, &msg),
+                    _ => return self.no_destination(&origin, msg),
                 },
             };
             (pop, hop)
@@ -996,12 +1003,12 @@ impl Proxy {
         let branch = OurBranch {
             worker: self.cfg.worker,
             kind: BranchKind::Stateless(h),
-            loop_hash: self.loop_hash(&msg),
+            loop_hash: self.loop_hash(msg),
         }
         .encode();
         let mf = msg.max_forwards().map_or(70, |m| m - 1);
         let rr = !in_dialog && method.creates_dialog();
-        match self.forward_request_bytes(&msg, &origin, &hop, branch.as_bytes(), pop, mf, rr) {
+        match self.forward_request_bytes(msg, &origin, &hop, branch.as_bytes(), pop, mf, rr) {
             Some((bytes, local)) => {
                 if let Some(d) = &hop.destination {
                     d.request_sent(now, bytes.len());
@@ -1017,7 +1024,7 @@ impl Proxy {
                     bytes,
                 });
             }
-            None => self.reply(&origin, &msg, 500, "Cannot Forward"),
+            None => self.reply(&origin, msg, 500, "Cannot Forward"),
         }
     }
 
@@ -1050,9 +1057,9 @@ impl Proxy {
     }
 
     /// Forwards a response statelessly: our Via removed, sent to the next Via (§16.11).
-    fn stateless_response(&mut self, now: Instant, origin: Origin, msg: Message) {
+    fn stateless_response(&mut self, now: Instant, origin: Origin, msg: &Message) {
         // The second Via value (the top one, ours, was checked by the caller).
-        let Some((_, next)) = msg.header_values(HeaderName::Via).nth(1) else {
+        let Some(next) = msg.second_via() else {
             return self.drop_message(origin.source, DropReason::Unroutable);
         };
         let Ok(next) = sip_core::via::Via::parse(next) else {
@@ -1073,7 +1080,7 @@ impl Proxy {
         {
             self.events.push_back(Event::CallStarted { destination: d });
         }
-        let mut ed = Editor::new(&msg);
+        let mut ed = Editor::new(msg);
         if ed.remove_top_via().is_err() {
             return self.drop_message(origin.source, DropReason::Malformed);
         }
@@ -1113,11 +1120,11 @@ impl Proxy {
         &mut self,
         now: Instant,
         origin: Origin,
-        msg: Message,
+        msg: &Message,
         method: Method,
         in_dialog: bool,
     ) {
-        let key = Self::server_key(&msg, method);
+        let key = Self::server_key(msg, method);
         if let Some(&(i, g)) = self.server_index.get(&key) {
             self.stats.retransmissions_absorbed += 1;
             let Some(st) = self.servers.get_mut(i, g) else {
@@ -1154,18 +1161,18 @@ impl Proxy {
             if !in_dialog {
                 return self.drop_message(origin.source, DropReason::StrayAck);
             }
-            match self.in_dialog_hop(&msg, &origin) {
+            match self.in_dialog_hop(msg, &origin) {
                 Ok((pop, hop)) => {
-                    self.bye_and_touch(&msg, method, now);
+                    self.bye_and_touch(msg, method, now);
                     let branch = OurBranch {
                         worker: self.cfg.worker,
-                        kind: BranchKind::Stateless(Self::stateless_hash(&msg)),
-                        loop_hash: self.loop_hash(&msg),
+                        kind: BranchKind::Stateless(Self::stateless_hash(msg)),
+                        loop_hash: self.loop_hash(msg),
                     }
                     .encode();
                     let mf = msg.max_forwards().map_or(70, |m| m - 1);
                     if let Some((bytes, local)) = self.forward_request_bytes(
-                        &msg,
+                        msg,
                         &origin,
                         &hop,
                         branch.as_bytes(),
@@ -1189,17 +1196,17 @@ impl Proxy {
         }
         // Routing decision before any state is created.
         let (pop, fixed) = if in_dialog {
-            match self.in_dialog_hop(&msg, &origin) {
+            match self.in_dialog_hop(msg, &origin) {
                 Ok((pop, hop)) => {
-                    self.bye_and_touch(&msg, method, now);
+                    self.bye_and_touch(msg, method, now);
                     (pop, Some(hop))
                 }
-                Err(r) => return self.reply(&origin, &msg, r.code, r.reason),
+                Err(r) => return self.reply(&origin, msg, r.code, r.reason),
             }
         } else {
-            match self.our_routes(&msg) {
-                Ok((n, _)) => (n, None),
-                Err(r) => return self.reply(&origin, &msg, r.code, r.reason),
+            match self.our_routes(msg) {
+                Ok((n, ..)) => (n, None),
+                Err(r) => return self.reply(&origin, msg, r.code, r.reason),
             }
         };
         let invite = method == Method::Invite;
@@ -1233,7 +1240,7 @@ impl Proxy {
         let (i, g) = self.servers.insert(st);
         self.server_index.insert(key, (i, g));
         if invite {
-            let trying = self.build_reply(&msg, origin.source, 100, "Trying", None, &[]);
+            let trying = self.build_reply(msg, origin.source, 100, "Trying", None, &[]);
             self.count_local_reply(100);
             let st = self.servers.get_mut(i, g).expect("just inserted");
             st.last_response = Some(trying.clone());
@@ -1241,7 +1248,7 @@ impl Proxy {
         }
         if !in_dialog {
             let limit = self.cfg.failover.max_attempts.max(1);
-            match self.select(&msg, now, limit) {
+            match self.select(msg, now, limit) {
                 SelectOutcome::Selected => {
                     let alts: SmallVec<[Arc<Destination>; 4]> =
                         self.selection.iter().cloned().collect();
@@ -1254,7 +1261,7 @@ impl Proxy {
                 _ => {}
             }
         }
-        self.attempt(now, (i, g), &msg);
+        self.attempt(now, (i, g), msg);
     }
 
     /// The request of a server transaction, parsed again from its bytes.
@@ -1404,7 +1411,7 @@ impl Proxy {
             return;
         };
         if let Some(best) = st.best.take() {
-            self.forward_final_upstream(now, id, *best);
+            self.forward_final_upstream(now, id, &best);
         } else if st.fixed.is_some() {
             self.final_local(now, id, 408, "Request Timeout", false);
         } else {
@@ -1495,14 +1502,14 @@ impl Proxy {
         true
     }
 
-    fn handle_cancel(&mut self, now: Instant, origin: Origin, cancel: Message) {
-        let inv_key = Self::server_key(&cancel, Method::Invite);
+    fn handle_cancel(&mut self, now: Instant, origin: Origin, cancel: &Message) {
+        let inv_key = Self::server_key(cancel, Method::Invite);
         let Some(&(i, g)) = self.server_index.get(&inv_key) else {
-            self.reply(&origin, &cancel, 481, "Call/Transaction Does Not Exist");
+            self.reply(&origin, cancel, 481, "Call/Transaction Does Not Exist");
             return;
         };
         // 200 for the CANCEL itself (§16.10).
-        self.reply(&origin, &cancel, 200, "OK");
+        self.reply(&origin, cancel, 200, "OK");
         let Some(st) = self.servers.get_mut(i, g) else {
             return;
         };
@@ -1631,7 +1638,7 @@ impl Proxy {
         }
     }
 
-    fn forward_final_upstream(&mut self, now: Instant, id: (u32, u32), resp: Message) {
+    fn forward_final_upstream(&mut self, now: Instant, id: (u32, u32), resp: &Message) {
         let code = resp.status_code().unwrap_or(500);
         let Some(st) = self.servers.get(id.0, id.1) else {
             return;
@@ -1642,7 +1649,7 @@ impl Proxy {
             return;
         }
         let origin = st.origin;
-        let mut ed = Editor::new(&resp);
+        let mut ed = Editor::new(resp);
         if ed.remove_top_via().is_err() {
             return;
         }
@@ -1656,10 +1663,10 @@ impl Proxy {
 
     // ---- responses ---------------------------------------------------------------------
 
-    fn handle_response(&mut self, now: Instant, origin: Origin, msg: Message) {
+    fn handle_response(&mut self, now: Instant, origin: Origin, msg: &Message) {
         let code = msg.status_code().unwrap_or(0);
         self.stats.responses_by_class[(code / 100).min(6) as usize] += 1;
-        let ours = if self.top_sent_by_is_ours_verbatim(&msg) {
+        let ours = if self.top_sent_by_is_ours_verbatim(msg) {
             // The parse pass validated the top Via and located its branch.
             msg.top_via_branch().and_then(OurBranch::decode)
         } else {
@@ -1691,7 +1698,7 @@ impl Proxy {
         &mut self,
         now: Instant,
         origin: Origin,
-        msg: Message,
+        msg: &Message,
         id: (u32, u32),
         code: u16,
     ) {
@@ -1741,7 +1748,7 @@ impl Proxy {
                 if code > 100
                     && let Some(sid) = server
                 {
-                    self.forward_provisional(sid, &msg);
+                    self.forward_provisional(sid, msg);
                 }
             }
             (ClientState::Calling | ClientState::Proceeding, 200..=699) => {
@@ -1764,7 +1771,7 @@ impl Proxy {
                     c.state = ClientState::Completed;
                     let ack = Message::parse(c.request.clone())
                         .ok()
-                        .map(|sent| sip_core::builder::ack_for(&sent, &msg));
+                        .map(|sent| sip_core::builder::ack_for(&sent, msg));
                     if let Some(a) = &ack {
                         self.transmits.push_back(Transmit {
                             destination: c.hop,
@@ -1849,7 +1856,7 @@ impl Proxy {
         now: Instant,
         sid: (u32, u32),
         dest: Option<Arc<Destination>>,
-        msg: Message,
+        msg: &Message,
         code: u16,
     ) {
         let Some(st) = self.servers.get_mut(sid.0, sid.1) else {
@@ -1870,8 +1877,8 @@ impl Proxy {
             return;
         }
         let fails_over = !st.cancelled && st.fixed.is_none() && self.cfg.failover.fails_over(code);
-        if better(&msg, st.best.as_deref()) {
-            st.best = Some(Box::new(msg));
+        if better(msg, st.best.as_deref()) {
+            st.best = Some(Box::new(msg.clone()));
         }
         if fails_over {
             if let Some(d) = dest {
@@ -1884,7 +1891,7 @@ impl Proxy {
             self.attempt_again(now, sid);
         } else {
             let best = st.best.take().expect("just stored");
-            self.forward_final_upstream(now, sid, *best);
+            self.forward_final_upstream(now, sid, &best);
         }
     }
 
