@@ -764,6 +764,16 @@ impl Message {
         }
     }
 
+    /// The same message over a copy of its bytes: keeping it then does not keep alive the
+    /// buffer it was received in (a receive buffer holds many datagrams, and one slice of
+    /// it holds all of it). Every position stays valid: the message's bytes start the
+    /// buffer.
+    pub fn copied(&self) -> Message {
+        let mut m = self.clone();
+        m.buf = Bytes::copy_from_slice(self.as_bytes());
+        m
+    }
+
     /// The second Via value as written (the one under the top Via, where a proxy sends a
     /// response after removing its own): what `header_values(HeaderName::Via).nth(1)`
     /// gives, without splitting the lines above it again.
@@ -1050,6 +1060,21 @@ fn check_request_uri(uri: &[u8]) -> Result<crate::uri::Uri<'_>, usize> {
 #[cfg(test)]
 mod tests {
     use super::find_lf;
+
+    #[test]
+    fn a_copied_message_is_equal_and_holds_only_its_own_bytes() {
+        let text = b"SIP/2.0 500 Oops\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKa\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 2\r\n\r\nhi";
+        let mut chunk = text.to_vec();
+        chunk.extend_from_slice(b"the next datagram of the receive buffer");
+        let m = super::Message::parse(bytes::Bytes::from(chunk)).unwrap();
+        let c = m.copied();
+        assert_eq!(c.as_bytes(), m.as_bytes());
+        assert_eq!(c.buffer().len(), text.len());
+        assert_ne!(c.buffer().as_ptr(), m.buffer().as_ptr());
+        assert_eq!(c.top_via(), m.top_via());
+        assert_eq!(c.body(), b"hi");
+        assert_eq!(c.reason(), Some(&b"Oops"[..]));
+    }
 
     #[test]
     fn find_lf_agrees_with_a_plain_search() {

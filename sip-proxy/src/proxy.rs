@@ -1878,7 +1878,9 @@ impl Proxy {
         }
         let fails_over = !st.cancelled && st.fixed.is_none() && self.cfg.failover.fails_over(code);
         if better(msg, st.best.as_deref()) {
-            st.best = Some(Box::new(msg.clone()));
+            // A copy: the response may sit here for the whole failover (seconds), and its
+            // bytes are a slice of a receive buffer shared with many other datagrams.
+            st.best = Some(Box::new(msg.copied()));
         }
         if fails_over {
             if let Some(d) = dest {

@@ -545,8 +545,9 @@ fn autonomous_queue_holds_with_182_then_forwards_or_503() {
 
 /// A received datagram is usually a slice of a receive chunk shared with many others;
 /// a transaction that lives for seconds must not keep that chunk allocated.
-#[test]
-fn transactions_keep_copies_not_the_received_buffers() {
+/// One datagram cut from a larger receive chunk, as `sip-transport` delivers them, and a
+/// flag set when the chunk is freed.
+fn chunked_datagram(text: &[u8]) -> (Bytes, std::sync::Arc<std::sync::atomic::AtomicBool>) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     struct Chunk(Vec<u8>, Arc<AtomicBool>);
@@ -560,16 +561,53 @@ fn transactions_keep_copies_not_the_received_buffers() {
             self.1.store(true, Ordering::SeqCst);
         }
     }
-    // One datagram cut from a larger chunk, and a flag set when the chunk is freed.
-    fn datagram(text: &[u8]) -> (Bytes, Arc<AtomicBool>) {
-        let freed = Arc::new(AtomicBool::new(false));
-        let mut v = text.to_vec();
-        v.extend_from_slice(&[b'x'; 4096]);
-        let chunk = Bytes::from_owner(Chunk(v, freed.clone()));
-        (chunk.slice(..text.len()), freed)
-    }
+    let freed = Arc::new(AtomicBool::new(false));
+    let mut v = text.to_vec();
+    v.extend_from_slice(&[b'x'; 4096]);
+    let chunk = Bytes::from_owner(Chunk(v, freed.clone()));
+    (chunk.slice(..text.len()), freed)
+}
+
+/// The best response held while a failover goes on is a copy, not a slice of its
+/// receive chunk, and is still the one the caller gets when every destination fails.
+#[test]
+fn the_best_response_held_during_failover_is_a_copy() {
+    use std::sync::atomic::Ordering;
+    let mut net = Net::with_backends(Mode::Stateful, 2);
+    net.send(caller(), invite("c9", "z9hG4bKinv9"));
+    let out = net.out();
+    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    let (failure, freed) = chunked_datagram(&respond(&fwd, 500, "Held Here"));
+    net.send(out[1].destination, failure);
+    let out = net.out();
+    assert_eq!(
+        out.len(),
+        2,
+        "ACK and the INVITE elsewhere: {}",
+        describe(&out)
+    );
+    assert!(
+        freed.load(Ordering::SeqCst),
+        "the 500's receive chunk is freed"
+    );
+    let fwd2 = Message::parse(out[1].bytes.clone()).unwrap();
+    net.send(out[1].destination, respond(&fwd2, 503, "Busy"));
+    let up = net
+        .out()
+        .into_iter()
+        .find(|t| t.destination == caller())
+        .map(|t| Message::parse(t.bytes).unwrap())
+        .unwrap();
+    assert_eq!(up.status_code(), Some(500));
+    assert_eq!(up.reason(), Some(&b"Held Here"[..]));
+    net.drain_and_check();
+}
+
+#[test]
+fn transactions_keep_copies_not_the_received_buffers() {
+    use std::sync::atomic::Ordering;
     let mut net = Net::with_backends(Mode::Stateful, 1);
-    let (inv, inv_freed) = datagram(invite("c1", "z9hG4bKinv1").as_bytes());
+    let (inv, inv_freed) = chunked_datagram(invite("c1", "z9hG4bKinv1").as_bytes());
     net.send(caller(), inv);
     let out = net.out();
     assert_eq!(out.len(), 2, "{}", describe(&out));
@@ -579,7 +617,7 @@ fn transactions_keep_copies_not_the_received_buffers() {
         inv_freed.load(Ordering::SeqCst),
         "the INVITE's receive chunk is freed"
     );
-    let (ringing, ringing_freed) = datagram(&respond(&fwd, 180, "Ringing"));
+    let (ringing, ringing_freed) = chunked_datagram(&respond(&fwd, 180, "Ringing"));
     net.send(backend(0), ringing);
     net.expect_one(caller());
     assert!(
