@@ -51,7 +51,8 @@ impl Out<'_> {
 
 /// Writes the via-parm `via` (parsed: `v`, whose slices lie in `via`) of a request
 /// received from `src` with `received` and `rport` filled in as RFC 3261 §18.2.1 and
-/// RFC 3581 §4 ask.
+/// RFC 3581 §4 ask. (A message's top Via always has its parsed view: the parse pass
+/// refuses a message whose top Via does not parse.)
 fn write_via_from(o: &mut Out<'_>, via: &[u8], v: &crate::via::Via<'_>, src: SocketAddr) {
     let offset = |sub: &[u8]| sub.as_ptr() as usize - via.as_ptr() as usize;
     let rport = v.rport();
@@ -517,6 +518,25 @@ Content-Length: 3\r\n\r\nv=0",
         assert_eq!(
             top(&req, "[2001:db8::9]:7000"),
             "SIP/2.0/UDP [2001:db8::1]:5060;rport=7000;branch=z9hG4bK1;received=2001:db8::9"
+        );
+        // The first rport (any case) and the first received are the ones filled in.
+        let req = with_via("SIP/2.0/UDP 192.0.2.1:5060;RPORT;branch=z9hG4bK1;rport");
+        assert_eq!(
+            top(&req, "203.0.113.7:40000"),
+            "SIP/2.0/UDP 192.0.2.1:5060;RPORT=40000;branch=z9hG4bK1;rport;received=203.0.113.7"
+        );
+        let req = with_via(
+            "SIP/2.0/UDP pc.example.com;received=10.0.0.1;branch=z9hG4bK1;received=10.0.0.2",
+        );
+        assert_eq!(
+            top(&req, "192.0.2.9:5060"),
+            "SIP/2.0/UDP pc.example.com;received=192.0.2.9;branch=z9hG4bK1;received=10.0.0.2"
+        );
+        // White space around the parameters (the reference parser's path).
+        let req = with_via("SIP/2.0/UDP 192.0.2.1:5060 ;rport ; branch=z9hG4bK1");
+        assert_eq!(
+            top(&req, "203.0.113.7:40000"),
+            "SIP/2.0/UDP 192.0.2.1:5060 ;rport=40000 ; branch=z9hG4bK1;received=203.0.113.7"
         );
         // Several values in the top line: only the first changes.
         let req = Message::parse(Bytes::from_static(

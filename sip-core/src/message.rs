@@ -1062,7 +1062,7 @@ mod tests {
     use super::find_lf;
 
     #[test]
-    fn a_copied_message_is_equal_and_holds_only_its_own_bytes() {
+    fn a_copied_message_has_the_same_parts_over_only_its_own_bytes() {
         let text = b"SIP/2.0 500 Oops\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKa\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 2\r\n\r\nhi";
         let mut chunk = text.to_vec();
         chunk.extend_from_slice(b"the next datagram of the receive buffer");

@@ -49,8 +49,8 @@ impl Span {
         )
     }
 
-    /// Where `sub`, a slice of `base`, lies in it. (A slice from elsewhere gives a span
-    /// that [`Span::of`] answers with an empty slice, never a panic; debug builds check.)
+    /// Where `sub`, which must be a slice of `base`, lies in it (debug builds check; every
+    /// part of a parsed view is a slice of the text it was parsed from).
     #[inline]
     pub(crate) fn within(base: &[u8], sub: &[u8]) -> Span {
         let s = (sub.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);

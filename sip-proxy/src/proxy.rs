@@ -899,15 +899,11 @@ impl Proxy {
         let need_received = via.host().ip() != Some(src_ip) || rport.is_some();
         let all = req.as_bytes();
         if let Some(None) = rport {
-            // `rport` without a value: write the source port.
+            // `rport` without a value: the source port after the name, as written.
             if let Some(name) = via.rport_name() {
-                let start = offset_in(all, name);
-                let end = start + name.len();
+                let end = offset_in(all, name) + name.len();
                 let mut b = itoa::Buffer::new();
-                ed.replace(
-                    Span::new(start, end),
-                    &[b"rport=", b.format(origin.source.port()).as_bytes()],
-                )?;
+                ed.insert(end, &[b"=", b.format(origin.source.port()).as_bytes()])?;
             }
         }
         if need_received && via.received_ip() != Some(src_ip) {
@@ -1235,7 +1231,7 @@ impl Proxy {
             // chunk shared with a hundred other datagrams, which this transaction (alive
             // until its final response and the wait after it: seconds, minutes for an
             // unanswered INVITE) would otherwise keep allocated.
-            request: Bytes::copy_from_slice(msg.buffer()),
+            request: Bytes::copy_from_slice(msg.as_bytes()),
         };
         let (i, g) = self.servers.insert(st);
         self.server_index.insert(key, (i, g));

@@ -724,3 +724,45 @@ fn uri_and_username_hashes_keep_a_value_on_one_destination() {
         );
     }
 }
+
+/// The previous hop's Via as forwarded: the first `rport` (whatever its case) gets the
+/// source port, the first wrong `received` is replaced, later ones stay as they are, and
+/// white space around the parameters (the reference parser's path) changes nothing.
+#[test]
+fn received_and_rport_go_where_the_first_such_parameter_is() {
+    for (via, want) in [
+        (
+            "SIP/2.0/UDP 127.0.0.1:5070;RPORT;branch=z9hG4bKv1;rport",
+            "SIP/2.0/UDP 127.0.0.1:5070;RPORT=5070;branch=z9hG4bKv1;rport;received=127.0.0.1",
+        ),
+        (
+            "SIP/2.0/UDP client.example;received=10.0.0.1;branch=z9hG4bKv2;received=10.0.0.2",
+            "SIP/2.0/UDP client.example;received=127.0.0.1;branch=z9hG4bKv2;received=10.0.0.2",
+        ),
+        (
+            "SIP/2.0/UDP 127.0.0.1:5070 ;rport ; branch=z9hG4bKv3",
+            "SIP/2.0/UDP 127.0.0.1:5070 ;rport=5070 ; branch=z9hG4bKv3;received=127.0.0.1",
+        ),
+        (
+            "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKv5;rport",
+            "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKv5;rport=5070;received=127.0.0.1",
+        ),
+        (
+            "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKv4;rport=5070;received=127.0.0.1",
+            "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKv4;rport=5070;received=127.0.0.1",
+        ),
+    ] {
+        let mut net = Net::with_backends(Mode::Stateful, 1);
+        let text = invite("c1", "z9hG4bKinv1").replace(
+            "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKinv1;rport",
+            &format!("Via: {via}"),
+        );
+        assert!(text.contains(via));
+        net.send(caller(), text);
+        let out = net.out();
+        assert_eq!(out.len(), 2, "{via}: {}", describe(&out));
+        let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+        let second = fwd.second_via().unwrap();
+        assert_eq!(std::str::from_utf8(second).unwrap(), want, "{via}");
+    }
+}
