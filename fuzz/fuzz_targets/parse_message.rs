@@ -3,7 +3,8 @@
 //!
 //! Nothing may panic, and an accepted message must be self-consistent: the fields located
 //! by the one-pass parse agree with the typed views parsed on demand (top Via branch,
-//! tags, counts, top Route), the body has exactly Content-Length bytes, the message
+//! tags, counts, top Route), the views the pass keeps (top Via, Request-URI) equal a
+//! fresh parse of their text, the second Via is found where the lists put it, the body has exactly Content-Length bytes, the message
 //! re-parses to the same essentials when cut to its own length, and what the builder
 //! writes from it parses again. The parser's fast path and its reference parser agree:
 //! whenever the fast path takes the input, the reference parser returns the same message.
@@ -43,6 +44,20 @@ fuzz_target!(|data: &[u8]| {
     } else {
         assert!(m.top_via().is_none() && m.top_via_branch().is_none());
     }
+    // What the pass kept (top Via, Request-URI, the second Via's place) equals a fresh parse.
+    assert_eq!(
+        m.top_via(),
+        m.top_via_span().and_then(|(_, s)| sip_core::via::Via::parse(m.slice(s)).ok()),
+        "kept top Via"
+    );
+    assert_eq!(
+        m.request_uri_parsed().map(Result::ok),
+        m.request_uri().map(|u| sip_core::uri::Uri::parse(u).ok()),
+        "kept Request-URI"
+    );
+    assert_eq!(m.second_via(), m.header_values(HeaderName::Via).nth(1).map(|(_, v)| v));
+    let c = m.copied();
+    assert_eq!((c.as_bytes(), c.top_via(), c.call_id()), (m.as_bytes(), m.top_via(), m.call_id()));
     assert_eq!(m.from().and_then(|f| f.tag()), m.from_tag());
     assert_eq!(m.to().and_then(|t| t.tag()), m.to_tag());
     if m.route_count() > 0 {
