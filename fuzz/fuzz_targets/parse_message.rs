@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
         "kept top Via"
     );
     assert_eq!(
-        m.request_uri_parsed().map(Result::ok),
+        m.request_uri_parsed().map(Some),
         m.request_uri().map(|u| sip_core::uri::Uri::parse(u).ok()),
         "kept Request-URI"
     );
@@ -69,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(m.cseq(), Some((c.number, c.method)));
     }
 
-    if let Some(Ok(u)) = m.request_uri_parsed() {
+    if let Some(u) = m.request_uri_parsed() {
         let _ = (u.scheme(), u.scheme_raw(), u.user(), u.password(), u.host(), u.port());
         let _ = (u.transport(), u.effective_transport(), u.port_or_default(), u.opaque());
         let _ = (u.params().count(), u.headers().count(), u.is_loose_router(), u.param("lr"));

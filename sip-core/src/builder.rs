@@ -495,49 +495,51 @@ Content-Length: 3\r\n\r\nv=0",
             );
             String::from_utf8(r.header_values(HeaderName::Via).next().unwrap().1.to_vec()).unwrap()
         };
-        // rport without a value gets the port; received the IP (RFC 3581 §4).
-        let req = with_via("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport");
-        assert_eq!(
-            top(&req, "203.0.113.7:40000"),
-            "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport=40000;received=203.0.113.7"
-        );
-        // The same IP and no rport: nothing to add (§18.2.1).
-        let req = with_via("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1");
-        assert_eq!(
-            top(&req, "192.0.2.1:5060"),
-            "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1"
-        );
-        // A domain sent-by always gets received; a wrong received is replaced.
-        let req = with_via("SIP/2.0/UDP pc.example.com;received=10.0.0.1;branch=z9hG4bK1");
-        assert_eq!(
-            top(&req, "192.0.2.9:5060"),
-            "SIP/2.0/UDP pc.example.com;received=192.0.2.9;branch=z9hG4bK1"
-        );
-        // rport in the middle and IPv6 (RFC 5118: received without brackets).
-        let req = with_via("SIP/2.0/UDP [2001:db8::1]:5060;rport;branch=z9hG4bK1");
-        assert_eq!(
-            top(&req, "[2001:db8::9]:7000"),
-            "SIP/2.0/UDP [2001:db8::1]:5060;rport=7000;branch=z9hG4bK1;received=2001:db8::9"
-        );
-        // The first rport (any case) and the first received are the ones filled in.
-        let req = with_via("SIP/2.0/UDP 192.0.2.1:5060;RPORT;branch=z9hG4bK1;rport");
-        assert_eq!(
-            top(&req, "203.0.113.7:40000"),
-            "SIP/2.0/UDP 192.0.2.1:5060;RPORT=40000;branch=z9hG4bK1;rport;received=203.0.113.7"
-        );
-        let req = with_via(
-            "SIP/2.0/UDP pc.example.com;received=10.0.0.1;branch=z9hG4bK1;received=10.0.0.2",
-        );
-        assert_eq!(
-            top(&req, "192.0.2.9:5060"),
-            "SIP/2.0/UDP pc.example.com;received=192.0.2.9;branch=z9hG4bK1;received=10.0.0.2"
-        );
-        // White space around the parameters (the reference parser's path).
-        let req = with_via("SIP/2.0/UDP 192.0.2.1:5060 ;rport ; branch=z9hG4bK1");
-        assert_eq!(
-            top(&req, "203.0.113.7:40000"),
-            "SIP/2.0/UDP 192.0.2.1:5060 ;rport=40000 ; branch=z9hG4bK1;received=203.0.113.7"
-        );
+        for (via, source, want) in [
+            // rport without a value gets the port; received the IP (RFC 3581 §4).
+            (
+                "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport",
+                "203.0.113.7:40000",
+                "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport=40000;received=203.0.113.7",
+            ),
+            // The same IP and no rport: nothing to add (§18.2.1).
+            (
+                "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1",
+                "192.0.2.1:5060",
+                "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1",
+            ),
+            // A domain sent-by always gets received; a wrong received is replaced.
+            (
+                "SIP/2.0/UDP pc.example.com;received=10.0.0.1;branch=z9hG4bK1",
+                "192.0.2.9:5060",
+                "SIP/2.0/UDP pc.example.com;received=192.0.2.9;branch=z9hG4bK1",
+            ),
+            // rport in the middle and IPv6 (RFC 5118: received without brackets).
+            (
+                "SIP/2.0/UDP [2001:db8::1]:5060;rport;branch=z9hG4bK1",
+                "[2001:db8::9]:7000",
+                "SIP/2.0/UDP [2001:db8::1]:5060;rport=7000;branch=z9hG4bK1;received=2001:db8::9",
+            ),
+            // The first rport (any case) and the first received are the ones filled in.
+            (
+                "SIP/2.0/UDP 192.0.2.1:5060;RPORT;branch=z9hG4bK1;rport",
+                "203.0.113.7:40000",
+                "SIP/2.0/UDP 192.0.2.1:5060;RPORT=40000;branch=z9hG4bK1;rport;received=203.0.113.7",
+            ),
+            (
+                "SIP/2.0/UDP pc.example.com;received=10.0.0.1;branch=z9hG4bK1;received=10.0.0.2",
+                "192.0.2.9:5060",
+                "SIP/2.0/UDP pc.example.com;received=192.0.2.9;branch=z9hG4bK1;received=10.0.0.2",
+            ),
+            // White space around the parameters (the reference parser's path).
+            (
+                "SIP/2.0/UDP 192.0.2.1:5060 ;rport ; branch=z9hG4bK1",
+                "203.0.113.7:40000",
+                "SIP/2.0/UDP 192.0.2.1:5060 ;rport=40000 ; branch=z9hG4bK1;received=203.0.113.7",
+            ),
+        ] {
+            assert_eq!(top(&with_via(via), source), want, "{via} from {source}");
+        }
         // Several values in the top line: only the first changes.
         let req = Message::parse(Bytes::from_static(
             b"OPTIONS sip:lb SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;rport;branch=z9hG4bK1, SIP/2.0/UDP 10.9.9.9;branch=z9hG4bKlow\r\n\

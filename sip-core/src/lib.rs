@@ -50,7 +50,7 @@
 //! assert_eq!(msg.top_via_branch(), Some(&b"z9hG4bK776asdhds"[..]));
 //! let via = msg.top_via().unwrap();
 //! assert_eq!(via.rport(), Some(None)); // the client asks for rport
-//! let ruri = msg.request_uri_parsed().unwrap()?;
+//! let ruri = msg.request_uri_parsed().unwrap();
 //! assert_eq!(ruri.user(), Some(&b"bob"[..]));
 //!
 //! // Edit: what a proxy does, written in one pass over the original bytes.

@@ -624,11 +624,11 @@ impl Message {
         }
     }
 
-    /// The Request-URI as a typed view (parsed once, by the parse pass, which refuses a
-    /// request whose Request-URI does not parse: `Some(Ok(..))` for every request).
-    pub fn request_uri_parsed(&self) -> Option<Result<crate::uri::Uri<'_>, ValueError>> {
+    /// The Request-URI as a typed view (`None` for a response). It was parsed once, by the
+    /// parse pass, which refuses a request whose Request-URI does not parse.
+    pub fn request_uri_parsed(&self) -> Option<crate::uri::Uri<'_>> {
         match self.start {
-            StartLine::Request { parsed_uri, .. } => Some(Ok(parsed_uri.view(self.as_bytes()))),
+            StartLine::Request { parsed_uri, .. } => Some(parsed_uri.view(self.as_bytes())),
             StartLine::Response { .. } => None,
         }
     }

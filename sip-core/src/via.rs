@@ -414,8 +414,8 @@ pub(crate) fn parse_received(v: &[u8]) -> Option<IpAddr> {
 /// it out again without a second parse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ViaSpans {
-    /// The whole via-parm.
-    whole: Span,
+    /// Where the parameters start in the parsed text (for [`HeaderParams`]' offsets).
+    params_offset: u32,
     protocol_name: Span,
     protocol_version: Span,
     transport_raw: Span,
@@ -437,13 +437,8 @@ impl ViaSpans {
     pub(crate) fn of(via: &Via<'_>, base: &[u8]) -> ViaSpans {
         let at = |sub: &[u8]| Span::within(base, sub);
         let params = at(via.params);
-        // The parsed text starts `params_offset` bytes before the parameters.
-        let whole = Span::new(
-            params.start as usize - via.params_offset,
-            params.end as usize,
-        );
         ViaSpans {
-            whole,
+            params_offset: via.params_offset as u32,
             protocol_name: at(via.protocol_name),
             protocol_version: at(via.protocol_version),
             transport_raw: at(via.transport_raw),
@@ -472,7 +467,7 @@ impl ViaSpans {
             host_raw: of(self.host_raw),
             port: self.port,
             params: of(self.params),
-            params_offset: (self.params.start - self.whole.start) as usize,
+            params_offset: self.params_offset as usize,
             branch: self.branch.map(of),
             received: self.received.map(of),
             rport: self.rport,

@@ -26,7 +26,7 @@ fn error(path: &str) -> ParseErrorKind {
 }
 
 fn ruri(m: &Message) -> Uri<'_> {
-    m.request_uri_parsed().unwrap().unwrap()
+    m.request_uri_parsed().unwrap()
 }
 
 #[test]

@@ -158,7 +158,7 @@ fn kept_views_agree(m: &Message) {
         String::from_utf8_lossy(m.as_bytes())
     );
     assert_eq!(
-        m.request_uri_parsed().map(Result::ok),
+        m.request_uri_parsed().map(Some),
         m.request_uri().map(|u| Uri::parse(u).ok()),
         "Request-URI of\n{}",
         String::from_utf8_lossy(m.as_bytes())

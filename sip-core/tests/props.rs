@@ -440,7 +440,7 @@ fn exercise(m: &Message) {
         m.max_forwards(),
     );
     let _ = (m.content_length(), m.body(), m.via_count(), m.route_count());
-    if let Some(Ok(u)) = m.request_uri_parsed() {
+    if let Some(u) = m.request_uri_parsed() {
         let _ = (
             u.user(),
             u.password(),
@@ -565,7 +565,7 @@ proptest! {
                 prop_assert_eq!(m.method_bytes(), Some(mname.as_bytes()));
                 let want = uri.render();
                 prop_assert_eq!(m.request_uri(), Some(want.as_bytes()));
-                uri.check(&m.request_uri_parsed().unwrap().unwrap());
+                uri.check(&m.request_uri_parsed().unwrap());
             }
             Start::Response { code, reason } => {
                 prop_assert_eq!(m.status_code(), Some(*code));

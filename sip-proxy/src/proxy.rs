@@ -693,7 +693,7 @@ impl Proxy {
             ));
         }
         let hop = match msg.request_uri_parsed() {
-            Some(Ok(u)) if !self.uri_is_us(&u) => self.uri_hop(&u),
+            Some(u) if !self.uri_is_us(&u) => self.uri_hop(&u),
             _ => None,
         };
         hop.map(|h| (ours, h)).ok_or(Refusal {

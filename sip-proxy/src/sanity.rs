@@ -19,17 +19,15 @@ const fn refuse(code: u16, reason: &'static str) -> Refusal {
 }
 
 /// Checks what the proxy relies on in a parsed request: the mandatory headers (§8.1.1),
-/// a routable Request-URI scheme (416), Proxy-Require (420). Returns the Request-URI,
-/// parsed (so the caller need not parse it again), or the refusal and, for 420,
-/// nothing else: the caller lists the unsupported tags with [`unsupported_tags`].
+/// a routable Request-URI scheme (416), Proxy-Require (420). Returns the Request-URI's
+/// view, or the refusal and, for 420, nothing else: the caller lists the unsupported
+/// tags with [`unsupported_tags`].
 pub fn check_request<'m>(msg: &'m Message, supported: &[String]) -> Result<Uri<'m>, Refusal> {
     if msg.via_count() == 0 {
         return Err(refuse(400, "Missing Via"));
     }
-    // The parser has already checked the top Via, From and To when present.
-    if msg.top_via_branch().is_none() && msg.top_via().is_none() {
-        return Err(refuse(400, "Bad Via"));
-    }
+    // The parser has already checked the top Via (a message whose top Via does not
+    // parse is refused there), and From and To when present.
     if msg.header(HeaderName::From).is_none() {
         return Err(refuse(400, "Missing From"));
     }
@@ -42,15 +40,13 @@ pub fn check_request<'m>(msg: &'m Message, supported: &[String]) -> Result<Uri<'
     if msg.cseq().is_none() {
         return Err(refuse(400, "Missing CSeq"));
     }
-    let uri = match msg.request_uri_parsed() {
-        Some(Ok(uri)) => {
-            if matches!(uri.scheme(), Scheme::Other) && msg.method() != Some(Method::Ack) {
-                return Err(refuse(416, "Unsupported URI Scheme"));
-            }
-            uri
-        }
-        _ => return Err(refuse(400, "Bad Request-URI")),
+    // (None only for a response; the parser refuses a Request-URI that does not parse.)
+    let Some(uri) = msg.request_uri_parsed() else {
+        return Err(refuse(400, "Bad Request-URI"));
     };
+    if matches!(uri.scheme(), Scheme::Other) && msg.method() != Some(Method::Ack) {
+        return Err(refuse(416, "Unsupported URI Scheme"));
+    }
     if unsupported_tags(msg, supported).next().is_some() {
         return Err(refuse(420, "Bad Extension"));
     }
