@@ -672,8 +672,8 @@ fn single_socket_loop(
         let accepting = st.accepting();
         let mut drained = true;
         match sock.recv_batch(&mut batch) {
-            Ok(n) => {
-                drained = n < batch.batch_size();
+            Ok(_) => {
+                drained = !batch.was_full();
                 let now = Instant::now();
                 for i in batch.drain() {
                     if i.bytes.is_empty() && Some(i.source) == wake_from {
@@ -695,18 +695,15 @@ fn single_socket_loop(
 /// arrives later makes the socket readable again for the next `poll`).
 fn receive(sock: &UdpSocket, batch: &mut RecvBatch, proxy: &mut Proxy) {
     loop {
-        let n = match sock.try_recv_batch(batch) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::debug!(error = %e, "UDP receive failed");
-                return;
-            }
-        };
+        if let Err(e) = sock.try_recv_batch(batch) {
+            tracing::debug!(error = %e, "UDP receive failed");
+            return;
+        }
         let now = Instant::now();
         for i in batch.drain() {
             proxy.handle_datagram(now, origin_of(&i), i.bytes);
         }
-        if n < batch.batch_size() {
+        if !batch.was_full() {
             return;
         }
     }

@@ -327,3 +327,52 @@ fn a_poller_reports_only_readable_sockets_and_a_waker_interrupts_it() {
         "reset consumed both wakes"
     );
 }
+
+/// A receive offers room for twice what the previous one took (at least 4) and doubles
+/// the room after a full one (an empty receive leaves it); `was_full` tells the caller to receive again. Nothing queued
+/// is lost or reordered whatever the offer.
+#[cfg(unix)]
+#[test]
+fn a_receive_offers_room_for_twice_what_the_last_one_took() {
+    let s = UdpSocket::bind(localhost(), &cfg(200)).unwrap();
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut batch = RecvBatch::new(32, 1500);
+    let mut seen = Vec::new();
+    let mut step = |batch: &mut RecvBatch| {
+        let n = s.try_recv_batch(batch).unwrap();
+        seen.extend(batch.drain().map(|i| i.bytes));
+        (n, batch.was_full())
+    };
+    // Loopback queues a datagram before its send returns.
+    for i in 0..40 {
+        c.send_to(&sip(i), s.local_addr()).unwrap();
+    }
+    assert_eq!(
+        step(&mut batch),
+        (32, true),
+        "the first receive offers the whole batch"
+    );
+    assert_eq!(step(&mut batch), (8, false));
+    assert_eq!(
+        step(&mut batch),
+        (0, false),
+        "nothing queued: the offer stays"
+    );
+    for i in 40..60 {
+        c.send_to(&sip(i), s.local_addr()).unwrap();
+    }
+    assert_eq!(step(&mut batch), (16, true), "after taking 8: room for 16");
+    assert_eq!(
+        step(&mut batch),
+        (4, false),
+        "after a full one: room for 32"
+    );
+    for i in 60..70 {
+        c.send_to(&sip(i), s.local_addr()).unwrap();
+    }
+    assert_eq!(step(&mut batch), (8, true), "after taking 4: room for 8");
+    assert_eq!(step(&mut batch), (2, false));
+    assert_eq!(step(&mut batch), (0, false));
+    let want: Vec<Bytes> = (0..70).map(sip).collect();
+    assert_eq!(seen, want);
+}
