@@ -368,21 +368,32 @@ pub(crate) fn ipv4(s: &[u8]) -> Option<Ipv4Addr> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn dot_dot_is_found_wherever_it_is() {
-        // Every string of up to 10 bytes over a host alphabet, against a plain search.
-        let alphabet = [b'a', b'.', b'-', b'9'];
-        for len in 1..=10usize {
+    /// Calls `f` with every string of `lens` bytes over `alphabet`.
+    fn every_string(
+        alphabet: &[u8],
+        lens: std::ops::RangeInclusive<usize>,
+        mut f: impl FnMut(&[u8]),
+    ) {
+        let mut s = Vec::new();
+        for len in lens {
             for mut code in 0..alphabet.len().pow(len as u32) {
-                let mut s = Vec::with_capacity(len);
+                s.clear();
                 for _ in 0..len {
                     s.push(alphabet[code % alphabet.len()]);
                     code /= alphabet.len();
                 }
-                let want = s.windows(2).any(|w| w == b"..");
-                assert_eq!(has_dot_dot(&s), want, "{}", String::from_utf8_lossy(&s));
+                f(&s);
             }
         }
+    }
+
+    #[test]
+    fn dot_dot_is_found_wherever_it_is() {
+        // Every string of up to 10 bytes over a host alphabet, against a plain search.
+        every_string(b"a.-9", 1..=10, |s| {
+            let want = s.windows(2).any(|w| w == b"..");
+            assert_eq!(has_dot_dot(s), want, "{}", String::from_utf8_lossy(s));
+        });
         // Longer names: a pair at every position, across every word boundary.
         for len in 2..40 {
             for at in 0..len - 1 {
@@ -400,20 +411,10 @@ mod tests {
     fn the_dotted_quad_fast_path_agrees_with_the_general_one() {
         // Every string of up to 7 bytes over an alphabet that makes quads, near-quads and
         // names, plus longer quads with what may follow them.
-        let alphabet = [b'1', b'2', b'5', b'6', b'0', b'.', b'a', b':', b'-'];
         let check = |s: &[u8]| {
             assert_eq!(host(s), host_general(s), "{}", String::from_utf8_lossy(s));
         };
-        for len in 0..=7usize {
-            for mut code in 0..alphabet.len().pow(len as u32) {
-                let mut s = Vec::with_capacity(len);
-                for _ in 0..len {
-                    s.push(alphabet[code % alphabet.len()]);
-                    code /= alphabet.len();
-                }
-                check(&s);
-            }
-        }
+        every_string(b"12560.a:-", 0..=7, check);
         for quad in [
             &b"127.0.0.1"[..],
             b"192.168.100.200",
