@@ -17,6 +17,10 @@ pub(crate) const TICK: Duration = Duration::from_millis(4);
 /// Most slots the wheel grows to (about 4.4 minutes ahead); a timer further out waits in
 /// the last slot and is re-armed from there, so it still never fires early.
 const MAX_SLOTS: u64 = 1 << 16;
+/// Expired slots' vectors kept for reuse, at most this many...
+const MAX_SPARE: usize = 64;
+/// ...and only those with room for at most this many timers.
+const MAX_SPARE_ROOM: usize = 128;
 
 /// Timers carrying a `T` each, expired in slot order.
 #[derive(Debug)]
@@ -30,6 +34,10 @@ pub(crate) struct TimerWheel<T> {
     len: usize,
     /// The lowest tick with an entry, when there is one.
     next: Option<u64>,
+    /// Empty vectors of expired slots, reused for slots that get their first timer (a
+    /// slot is filled and expired a few hundred times a second; without these, each
+    /// time costs an allocation, a regrowth or two and a free).
+    spare: Vec<Vec<(u64, T)>>,
 }
 
 impl<T> Default for TimerWheel<T> {
@@ -40,6 +48,7 @@ impl<T> Default for TimerWheel<T> {
             slots: VecDeque::new(),
             len: 0,
             next: None,
+            spare: Vec::new(),
         }
     }
 }
@@ -54,6 +63,7 @@ impl<T> TimerWheel<T> {
     /// Drops every timer.
     pub(crate) fn clear(&mut self) {
         self.slots.iter_mut().for_each(|s| *s = Vec::new());
+        self.spare = Vec::new();
         self.len = 0;
         self.next = None;
     }
@@ -82,7 +92,13 @@ impl<T> TimerWheel<T> {
         if self.slots.len() <= idx {
             self.slots.resize_with(idx + 1, Vec::new);
         }
-        self.slots[idx].push((tick, value));
+        let slot = &mut self.slots[idx];
+        if slot.capacity() == 0
+            && let Some(v) = self.spare.pop()
+        {
+            *slot = v;
+        }
+        slot.push((tick, value));
         self.len += 1;
         let at_slot = self.base + idx as u64;
         self.next = Some(self.next.map_or(at_slot, |n| n.min(at_slot)));
@@ -109,11 +125,17 @@ impl<T> TimerWheel<T> {
                 self.insert(tick, value);
                 continue;
             }
-            // The front slot is done: it becomes the last one. Its vector is freed, not
-            // kept: kept, every slot of the wheel would in time hold room for the most
-            // timers it ever had (tens of megabytes at 1000 calls/s), and a slot is
-            // refilled only a few hundred times a second.
-            self.slots.pop_front();
+            // The front slot is done: it becomes the last one. Its vector is not kept
+            // there: kept, every slot of the wheel would in time hold room for the most
+            // timers it ever had (tens of megabytes at 1000 calls/s). A few small ones
+            // wait in `spare` for the next slots to fill.
+            if let Some(v) = self.slots.pop_front()
+                && v.capacity() <= MAX_SPARE_ROOM
+                && self.spare.len() < MAX_SPARE
+                && v.capacity() > 0
+            {
+                self.spare.push(v);
+            }
             self.base += 1;
             self.slots.push_back(Vec::new());
             if self.len == 0 {
@@ -142,12 +164,20 @@ mod tests {
             w.arm(t0, t0 + Duration::from_millis(i % 2000), i);
         }
         let held = |w: &TimerWheel<u64>| w.slots.iter().map(Vec::capacity).sum::<usize>();
+        let spare = |w: &TimerWheel<u64>| w.spare.iter().map(Vec::capacity).sum::<usize>();
         assert!(held(&w) >= 10_000);
         let mut fired = 0;
         while w.pop_due(t0 + Duration::from_secs(3)).is_some() {
             fired += 1;
         }
         assert_eq!((fired, w.len(), held(&w)), (10_000, 0, 0));
+        // What waits for reuse is bounded whatever the wheel held.
+        assert!(spare(&w) > 0);
+        assert!(spare(&w) <= MAX_SPARE * MAX_SPARE_ROOM);
+        // Reused: arming again takes a spare vector instead of allocating.
+        let before = w.spare.len();
+        w.arm(t0 + Duration::from_secs(3), t0 + Duration::from_secs(4), 1);
+        assert_eq!(w.spare.len(), before - 1);
     }
 
     #[test]
