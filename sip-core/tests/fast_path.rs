@@ -171,6 +171,11 @@ fn kept_views_agree(m: &Message) {
     );
 }
 
+thread_local! {
+    /// One message every check parses into, whatever it held before.
+    static REUSED: std::cell::RefCell<Message> = std::cell::RefCell::new(Message::default());
+}
+
 /// Checks the contract on `b` under every option set; returns whether the fast path took
 /// it with the default options.
 fn agree(b: &[u8]) -> bool {
@@ -182,6 +187,14 @@ fn agree(b: &[u8]) -> bool {
         if let Ok(m) = &parsed {
             kept_views_agree(m);
         }
+        // Parsing into storage that held every message before gives the same answer.
+        REUSED.with_borrow_mut(|m| {
+            let r = m.parse_in_place(Bytes::copy_from_slice(b), o);
+            match &parsed {
+                Ok(p) => assert_eq!((&r, &*m), (&Ok(()), p), "parse_in_place differs"),
+                Err(e) => assert_eq!((&r, &*m), (&Err(e.clone()), &Message::default())),
+            }
+        });
         assert_eq!(
             parsed,
             reference,

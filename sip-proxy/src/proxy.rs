@@ -165,6 +165,9 @@ pub struct Proxy {
     /// Cookie tags computed before (one HMAC per destination, not per request).
     cookie_tags: std::cell::RefCell<TagCache>,
     parse_options: ParseOptions,
+    /// Storage each datagram is parsed into (boxed: taken out while the message is
+    /// handled, so no 992-byte `Message` is built and moved per datagram).
+    incoming: Option<Box<Message>>,
     servers: Slab<ServerTx>,
     server_index: PassThroughMap<(u32, u32)>,
     clients: Slab<ClientTx>,
@@ -235,6 +238,7 @@ impl Proxy {
             cookie_key,
             cookie_tags: std::cell::RefCell::new(TagCache::default()),
             parse_options,
+            incoming: None,
             servers: Slab::default(),
             server_index: PassThroughMap::default(),
             clients: Slab::with_seed(cfg.instance),
@@ -330,18 +334,26 @@ impl Proxy {
 
     /// Handles a received message (a datagram, or one framed stream message).
     pub fn handle_datagram(&mut self, now: Instant, origin: Origin, data: Bytes) {
-        match Message::parse_with(data.clone(), &self.parse_options) {
-            Ok(msg) => self.handle_message(now, origin, msg),
+        let mut msg = self.incoming.take().unwrap_or_default();
+        match msg.parse_in_place(data.clone(), &self.parse_options) {
+            Ok(()) => self.handle_parsed(now, origin, &msg),
             Err(e) => self.handle_unparsable(origin, &data, &e),
         }
+        // Nothing keeps the datagram's buffer past its handling.
+        msg.clear();
+        self.incoming = Some(msg);
     }
 
     /// Handles a message the runtime already parsed.
     pub fn handle_message(&mut self, now: Instant, origin: Origin, msg: Message) {
+        self.handle_parsed(now, origin, &msg);
+    }
+
+    fn handle_parsed(&mut self, now: Instant, origin: Origin, msg: &Message) {
         if msg.is_request() {
-            self.handle_request(now, origin, &msg);
+            self.handle_request(now, origin, msg);
         } else {
-            self.handle_response(now, origin, &msg);
+            self.handle_response(now, origin, msg);
         }
     }
 
