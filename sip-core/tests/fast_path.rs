@@ -192,7 +192,7 @@ fn agree(b: &[u8]) -> bool {
             let r = m.parse_in_place(Bytes::copy_from_slice(b), o);
             match &parsed {
                 Ok(p) => assert_eq!((&r, &*m), (&Ok(()), p), "parse_in_place differs"),
-                Err(e) => assert_eq!((&r, &*m), (&Err(e.clone()), &Message::default())),
+                Err(e) => assert_eq!((&r, &*m), (&Err(*e), &Message::default())),
             }
         });
         assert_eq!(
