@@ -7,7 +7,9 @@ that answer calls and OPTIONS probes.
 
 For each run it measures: calls attempted / succeeded / failed, retransmissions seen by the
 caller, achieved calls/s, the balancer's CPU seconds per 1000 calls (user+system of its
-whole process tree, /proc/PID/stat before and after the measured window), the caller's
+whole process tree, /proc/PID/stat before and after the measured window; also shown apart as
+user and system time), how often per call the balancer's threads went to sleep waiting for
+work (voluntary context switches, /proc/PID/task/*/status), the caller's
 CPU in the same window (ratio balancer/caller), idle and peak RSS, and the spread of calls
 over the backends.
 
@@ -111,16 +113,37 @@ def tree(pid):
     return out
 
 
-def cpu_seconds(pid):
-    total = 0
+def cpu_split(pid):
+    """User and system CPU seconds of pid's whole process tree."""
+    user = system = 0
     for p in tree(pid):
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            user += int(fields[11])
+            system += int(fields[12])
         except OSError:
             pass
-    return total / CLK
+    return user / CLK, system / CLK
+
+
+def cpu_seconds(pid):
+    return sum(cpu_split(pid))
+
+
+def context_switches(pid):
+    """Voluntary context switches (a thread went to sleep waiting) of pid's whole tree."""
+    total = 0
+    for p in tree(pid):
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{t}/status") as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
 
 
 def rss_bytes(pid):
@@ -240,7 +263,8 @@ def one_run(bal, workdir, rate, calls, tag):
     log = open(os.path.join(workdir, f"caller-{tag}.log"), "w")
     timeout = int(calls / rate * 2 + 30)
     idle_rss = rss_bytes(bal.proc.pid)
-    cpu0 = cpu_seconds(bal.proc.pid)
+    cpu0 = cpu_split(bal.proc.pid)
+    sw0 = context_switches(bal.proc.pid)
     t0 = time.time()
     caller = spawn(["sipp", "-sf", os.path.join(HERE, "uac.xml"), f"{LB[0]}:{LB[1]}", "-i", "127.0.0.1",
                     "-p", str(CALLER_PORT), "-r", str(rate), "-m", str(calls), "-l", str(max(rate * 4, 100)),
@@ -258,17 +282,21 @@ def one_run(bal, workdir, rate, calls, tag):
         if time.time() - t0 > timeout + 10:
             stop(caller)
     elapsed = time.time() - t0
-    cpu1 = cpu_seconds(bal.proc.pid)
+    cpu1 = cpu_split(bal.proc.pid)
+    sw1 = context_switches(bal.proc.pid)
     st = sipp_stats(stat)
     ok, failed = stat_int(st, "SuccessfulCall(C)"), stat_int(st, "FailedCall(C)")
     retrans = stat_int(st, "Retransmissions(C)")
-    used = cpu1 - cpu0
+    user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    used = user + system
     return {
         "balancer": bal.name, "rate": rate, "calls": calls, "ok": ok, "failed": failed,
         "retrans": retrans, "cps": ok / elapsed if elapsed else 0,
         # sipp's own measure of the rate at which it created calls (its CallRate(C)).
         "created_rate": float(st.get("CallRate(C)", "0") or 0),
         "cpu_per_1000": used / max(ok, 1) * 1000, "caller_cpu": caller_cpu,
+        "user_per_1000": user / max(ok, 1) * 1000, "sys_per_1000": system / max(ok, 1) * 1000,
+        "sleeps_per_call": (sw1 - sw0) / max(ok, 1),
         "ratio_caller": used / caller_cpu if caller_cpu else float("nan"),
         "idle_rss_mb": idle_rss / 2**20, "peak_rss_mb": peak / 2**20,
     }
@@ -383,7 +411,8 @@ def main():
     print()
     print(f"Fixed rate {a.rate} calls/s, {a.calls} calls, {a.reps} repetition(s); workdir {workdir}")
     print(f"{'balancer':26} {'ok':>7} {'failed':>6} {'retr':>6} {'calls/s':>8} "
-          f"{'CPU-s/1000 (median [min-max])':>32} {'bal/caller':>10} {'idle MB':>8} {'peak MB':>8} {'max rate':>8}")
+          f"{'CPU-s/1000 (median [min-max])':>32} {'user':>6} {'system':>6} {'sleeps/call':>11} "
+          f"{'bal/caller':>10} {'idle MB':>8} {'peak MB':>8} {'max rate':>8}")
     for label in results:
         c, lo, hi = med(label, "cpu_per_1000")
         rs = results[label]
@@ -392,6 +421,8 @@ def main():
               f"{statistics.median([r['retrans'] for r in rs]):6.0f} "
               f"{statistics.median([r['cps'] for r in rs]):8.0f} "
               f"{c:12.3f} [{lo:.3f}-{hi:.3f}]{'':>5} "
+              f"{med(label, 'user_per_1000')[0]:6.3f} {med(label, 'sys_per_1000')[0]:6.3f} "
+              f"{med(label, 'sleeps_per_call')[0]:11.1f} "
               f"{statistics.median([r['ratio_caller'] for r in rs]):10.2f} "
               f"{statistics.median([r['idle_rss_mb'] for r in rs]):8.1f} "
               f"{max(r['peak_rss_mb'] for r in rs):8.1f} {sweep.get(label, 0):8}")
@@ -403,6 +434,11 @@ def main():
                 o = med(ours, "cpu_per_1000")[0]
                 print(f"ratio {ours} / best kamailio{mode}: CPU per call {o / min(theirs):.2f} "
                       f"(kamailio / sip-lb = {min(theirs) / o:.1f}x)")
+                best = min((l for l in results if l.startswith(f"kamailio{mode}-") and ("stateless" in l) == bool(mode)),
+                           key=lambda l: med(l, "cpu_per_1000")[0])
+                for part in ("user", "sys"):
+                    t, u = med(best, f"{part}_per_1000")[0], med(ours, f"{part}_per_1000")[0]
+                    print(f"      {part:6} CPU: {best} {t:.3f}, {ours} {u:.3f} (kamailio / sip-lb = {t / u if u else float('nan'):.1f}x)")
     print(f"calls received per backend (cumulative over all runs, probes included): {spread(workdir)}")
 
 
