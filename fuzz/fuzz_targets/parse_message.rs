@@ -7,7 +7,8 @@
 //! fresh parse of their text, the second Via is found where the lists put it, the body has exactly Content-Length bytes, the message
 //! re-parses to the same essentials when cut to its own length, and what the builder
 //! writes from it parses again. The parser's fast path and its reference parser agree:
-//! whenever the fast path takes the input, the reference parser returns the same message.
+//! whenever the fast path takes the input, the reference parser returns the same message,
+//! and parsing into a reused message (`parse_in_place`) gives that message too.
 #![no_main]
 
 use bytes::Bytes;
@@ -17,6 +18,11 @@ use sip_core::editor::Editor;
 use sip_core::values::{CSeq, Contact, Credentials, RetryAfter, option_tags, parse_expires};
 use sip_core::{Framing, HeaderName, Message, ParseOptions};
 
+thread_local! {
+    /// One message every input is parsed into, whatever it held before.
+    static REUSED: std::cell::RefCell<Message> = std::cell::RefCell::new(Message::default());
+}
+
 fuzz_target!(|data: &[u8]| {
     for framing in [Framing::Datagram, Framing::Stream] {
         let o = ParseOptions { framing, ..ParseOptions::default() };
@@ -25,6 +31,14 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(reference.as_ref(), Ok(&f), "fast path and reference parser differ");
         }
         assert_eq!(Message::parse_with(Bytes::copy_from_slice(data), &o), reference);
+        // Parsing into storage that held the previous input gives the same answer.
+        REUSED.with_borrow_mut(|m| {
+            let r = m.parse_in_place(Bytes::copy_from_slice(data), &o);
+            match &reference {
+                Ok(want) => assert_eq!((&r, &*m), (&Ok(()), want), "parse_in_place differs"),
+                Err(e) => assert_eq!((&r, &*m), (&Err(*e), &Message::default())),
+            }
+        });
     }
     let Ok(m) = Message::parse(Bytes::copy_from_slice(data)) else {
         return;
