@@ -496,7 +496,7 @@ mod sys {
                     // seen as truncated (MSG_TRUNC) rather than silently cut.
                     iov_len: (batch.max_datagram + 1).min(spare.len()),
                 });
-                // SAFETY: `addrs` has one entry per slot and `i < n = slots.len()`.
+                // SAFETY: `addrs` has one entry per slot and `i < n <= slots.len()`.
                 let addr: *mut libc::sockaddr_storage = unsafe { addrs.add(i) };
                 hdrs[i].write(msg_header(
                     addr,
@@ -659,7 +659,10 @@ mod sys {
                     Err(_) => break,
                 }
             }
-            batch.received(n, got);
+            // As on Linux: a receive that found nothing leaves the offer as it was.
+            if got > 0 {
+                batch.received(n, got);
+            }
             Ok(batch.incoming.len())
         }
 
