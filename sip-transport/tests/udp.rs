@@ -343,36 +343,33 @@ fn a_receive_offers_room_for_twice_what_the_last_one_took() {
         seen.extend(batch.drain().map(|i| i.bytes));
         (n, batch.was_full())
     };
-    // Loopback queues a datagram before its send returns.
-    for i in 0..40 {
-        c.send_to(&sip(i), s.local_addr()).unwrap();
+    // Datagrams queued at once (loopback queues one before its send returns), then the
+    // receives that follow: (datagrams taken, the receive came back full).
+    let plan: [(usize, &[(usize, bool)]); 5] = [
+        // The first receive offers the whole batch; nothing queued leaves the offer.
+        (40, &[(32, true), (8, false), (0, false)]),
+        // After taking 8: room for 16, full, so room for 32.
+        (20, &[(16, true), (4, false)]),
+        // After taking 4: room for 8.
+        (10, &[(8, true), (2, false), (0, false)]),
+        // After taking 2: room for 4; after taking 1, still room for 4 (the least).
+        (1, &[(1, false)]),
+        (6, &[(4, true), (2, false)]),
+    ];
+    let mut sent = 0;
+    for (queued, receives) in plan {
+        for i in sent..sent + queued {
+            c.send_to(&sip(i), s.local_addr()).unwrap();
+        }
+        sent += queued;
+        for (k, want) in receives.iter().enumerate() {
+            assert_eq!(
+                step(&mut batch),
+                *want,
+                "receive {k} after queueing {queued}"
+            );
+        }
     }
-    assert_eq!(
-        step(&mut batch),
-        (32, true),
-        "the first receive offers the whole batch"
-    );
-    assert_eq!(step(&mut batch), (8, false));
-    assert_eq!(
-        step(&mut batch),
-        (0, false),
-        "nothing queued: the offer stays"
-    );
-    for i in 40..60 {
-        c.send_to(&sip(i), s.local_addr()).unwrap();
-    }
-    assert_eq!(step(&mut batch), (16, true), "after taking 8: room for 16");
-    assert_eq!(
-        step(&mut batch),
-        (4, false),
-        "after a full one: room for 32"
-    );
-    for i in 60..70 {
-        c.send_to(&sip(i), s.local_addr()).unwrap();
-    }
-    assert_eq!(step(&mut batch), (8, true), "after taking 4: room for 8");
-    assert_eq!(step(&mut batch), (2, false));
-    assert_eq!(step(&mut batch), (0, false));
-    let want: Vec<Bytes> = (0..70).map(sip).collect();
+    let want: Vec<Bytes> = (0..sent).map(sip).collect();
     assert_eq!(seen, want);
 }
