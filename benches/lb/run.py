@@ -75,6 +75,10 @@ def spawn(args, log, **kw):
     return p
 
 
+# How long a balancer may take to exit after SIGTERM before it is killed (--stop-wait).
+STOP_WAIT = 5
+
+
 def stop(p, sig=signal.SIGTERM, wait=5):
     if p.poll() is not None:
         return
@@ -239,7 +243,7 @@ class Balancer:
 
     def stop(self):
         if self.proc:
-            stop(self.proc)
+            stop(self.proc, wait=STOP_WAIT)
             self.proc = None
 
 
@@ -327,10 +331,14 @@ def main():
                     help="sip-lb and sip-lb-stateless run with one worker per core, the -1w variants with one worker")
     ap.add_argument("--kamailio-children", default="2,4")
     ap.add_argument("--no-build", action="store_true", help="use the sip-lb binary as it is")
+    ap.add_argument("--stop-wait", type=float, default=5,
+                    help="seconds a balancer may take to exit after SIGTERM (a --lb-bin under valgrind needs more)")
     ap.add_argument("--lb-args", default="", help="extra sip-lb options, e.g. \"--workers 1\"")
     ap.add_argument("--lb-bin", default=os.path.join(ROOT, "target", "release", "sip-lb"),
                     help="the sip-lb binary (default: target/release/sip-lb, built first)")
     a = ap.parse_args()
+    global STOP_WAIT
+    STOP_WAIT = a.stop_wait
     if a.quick:
         a.calls, a.reps, a.sweep, a.kamailio_children = 3000, 1, "2000,4000", "2"
         if a.balancers == ap.get_default("balancers"):
