@@ -5,15 +5,23 @@
 # difference in iterations is the cost of one, without start-up.
 #
 #   benches/count-instructions.sh            # parse, select (4 algorithms x 3 sizes), calls
-#   benches/count-instructions.sh parse      # one group: parse | select | call
+#   benches/count-instructions.sh parse      # one group: parse | select | call | peers
+#
+# `peers` (not part of the default run: it builds rsipstack, sipx-sip and rsip) counts the
+# same six messages through sip-core and through each peer parser and prints the ratio
+# peer / sip-core of instructions, a figure the host's load cannot move (a time ratio on a
+# shared host moves by 2x between runs).
 #
 # For a call only the instructions inside the proxy core count (callgrind's toggle-collect
 # on its entry points), not the harness building the backend's messages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "count-instructions: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
-cargo bench -p sip-lb-benches --bench count --no-run 2>/dev/null
-bin=$(cargo bench -p sip-lb-benches --bench count --no-run --message-format=json 2>/dev/null \
+group=${1:-all}
+features=()
+[ "$group" = peers ] && features=(--features peers)
+cargo bench -p sip-lb-benches --bench count "${features[@]}" --no-run 2>/dev/null
+bin=$(cargo bench -p sip-lb-benches --bench count "${features[@]}" --no-run --message-format=json 2>/dev/null \
   | python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
@@ -27,9 +35,33 @@ per() { # label n1 n2 extra-valgrind-args -- args-before-count
   a=$(refs "${vg[@]}" "$bin" "$@" "$n1"); b=$(refs "${vg[@]}" "$bin" "$@" "$n2")
   printf '%-34s %8d instructions\n' "$label" $(( (b - a) / (n2 - n1) ))
 }
-group=${1:-all}
+count() { # n1 n2 args-before-count: instructions of one operation
+  local n1=$1 n2=$2; shift 2
+  local a b
+  a=$(refs "$bin" "$@" "$n1"); b=$(refs "$bin" "$@" "$n2")
+  echo $(( (b - a) / (n2 - n1) ))
+}
+if [ "$group" = peers ]; then
+  printf '%-18s %9s %22s %22s %22s\n' message sip-core "rsipstack (ratio)" "sipx-sip (ratio)" "rsip (ratio)"
+  for m in invite 200-record-route ack bye register deep-via; do
+    ours=$(count 2000 6000 parse "$m")
+    line=$(printf '%-18s %9d' "$m" "$ours")
+    for p in rsipstack sipx-sip rsip; do
+      if "$bin" parse-peer "$p" "$m" 1 2>/dev/null; then
+        theirs=$(count 2000 6000 parse-peer "$p" "$m")
+        line+=$(printf ' %13d (%5.1fx)' "$theirs" "$(awk -v a="$theirs" -v b="$ours" 'BEGIN { print a / b }')")
+      else
+        line+=$(printf ' %22s' rejects)
+      fi
+    done
+    echo "$line"
+  done
+  exit 0
+fi
 if [ "$group" = all ] || [ "$group" = parse ]; then
-  per "parse INVITE (625 bytes)" 10000 30000 -- parse-invite
+  for m in invite 200-record-route ack bye register deep-via; do
+    per "parse $m" 10000 30000 -- parse "$m"
+  done
   per "httparse, its header block" 10000 30000 -- httparse-invite
 fi
 if [ "$group" = all ] || [ "$group" = select ]; then

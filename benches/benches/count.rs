@@ -3,7 +3,8 @@
 //! each operation at two iteration counts and prints the difference per operation.
 //!
 //! ```text
-//! cargo bench -p sip-lb-benches --bench count -- parse-invite 20000
+//! cargo bench -p sip-lb-benches --bench count -- parse invite 20000
+//! cargo bench -p sip-lb-benches --bench count --features peers -- parse-peer rsipstack invite 20000
 //! cargo bench -p sip-lb-benches --bench count -- httparse-invite 20000
 //! cargo bench -p sip-lb-benches --bench count -- select call-id-hash 16 10000
 //! cargo bench -p sip-lb-benches --bench count -- call stateful 1000
@@ -19,9 +20,23 @@ use sip_proxy::Mode;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: count parse-invite N | httparse-invite N | select ALGORITHM DESTINATIONS N | call stateful|stateless N"
+        "usage: count parse MESSAGE N | parse-peer rsipstack|sipx-sip|rsip MESSAGE N (feature peers) | httparse-invite N | select ALGORITHM DESTINATIONS N | call stateful|stateless N\n\
+         MESSAGE: invite|200-record-route|ack|bye|register|deep-via"
     );
     std::process::exit(2)
+}
+
+/// The message a `parse` operation names.
+fn message(name: Option<&String>) -> Bytes {
+    match name.map(String::as_str) {
+        Some("invite") => Bytes::from_static(messages::INVITE),
+        Some("200-record-route") => Bytes::from_static(messages::OK_RR),
+        Some("ack") => Bytes::from_static(messages::ACK),
+        Some("bye") => Bytes::from_static(messages::BYE),
+        Some("register") => Bytes::from_static(messages::REGISTER),
+        Some("deep-via") => Bytes::from(messages::deep_via()),
+        _ => usage(),
+    }
 }
 
 fn main() {
@@ -36,10 +51,33 @@ fn main() {
             .unwrap_or_else(|| usage())
     };
     match args.first().map(String::as_str) {
-        Some("parse-invite") => {
-            let b = Bytes::from_static(messages::INVITE);
-            for _ in 0..num(1) {
+        Some("parse") => {
+            let b = message(args.get(1));
+            for _ in 0..num(2) {
                 black_box(messages::parse_essentials(black_box(&b)));
+            }
+        }
+        #[cfg(feature = "peers")]
+        Some("parse-peer") => {
+            // The same bytes through a peer parser (callgrind's counts do not move with the
+            // host, so the ratio to sip-core's count is free of the host's noise).
+            let peer = args.get(1).cloned().unwrap_or_default();
+            let b = message(args.get(2));
+            let parse: fn(&Bytes) -> bool = match peer.as_str() {
+                "rsipstack" => |b| rsipstack::sip::parser::parse_message(b).is_ok(),
+                "sipx-sip" => {
+                    |b| sipx_sip::parse_datagram(b.clone(), &sipx_sip::Limits::default()).is_ok()
+                }
+                "rsip" => |b| rsip::SipMessage::try_from(&b[..]).is_ok(),
+                _ => usage(),
+            };
+            // A peer that rejects the message is not counted (failing fast is not parsing).
+            if !parse(&b) {
+                eprintln!("count: {peer} rejects this message");
+                std::process::exit(3);
+            }
+            for _ in 0..num(3) {
+                black_box(parse(black_box(&b)));
             }
         }
         Some("httparse-invite") => {
