@@ -32,8 +32,6 @@ pub(crate) const HOST: u8 = 2;
 pub(crate) const PVAL: u8 = 4;
 /// A Call-ID: `word` characters and `@`.
 pub(crate) const CALL_ID: u8 = 8;
-/// Not the end of an unquoted display name: anything but `<`, `;`, `"`, `>`.
-pub(crate) const DN_RUN: u8 = 16;
 /// A character of an unquoted display name: token, LWS, or a UTF-8 byte.
 pub(crate) const DN_OK: u8 = 32;
 /// A Request-URI byte the fast path judges: not a control, space, DEL, `<`, `>`, `"`,
@@ -81,9 +79,6 @@ pub(crate) static CLASS: [u8; 256] = {
         }
         if word || b == b'@' {
             v |= CALL_ID;
-        }
-        if !matches!(b, b'<' | b';' | b'"' | b'>') {
-            v |= DN_RUN;
         }
         if token || lws || b >= 0x80 {
             v |= DN_OK;

@@ -15,8 +15,8 @@
 use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine, find_lf};
 use crate::header::HeaderName;
 use crate::lex::{
-    CALL_ID, DN_OK, DN_RUN, Rel, TOKEN, find_byte, find_byte_or_ctl, find_colon_or_lf, param,
-    params_go_on, run,
+    CALL_ID, DN_OK, Rel, TOKEN, find_byte, find_byte_or_ctl, find_colon_or_lf, param, params_go_on,
+    run,
 };
 use crate::method::Method;
 use crate::scan::{CommaSplit, count_values, is_lws, parse_u32, quoted_end, trim_lws_range};
@@ -335,12 +335,13 @@ fn name_addr(s: &[u8]) -> Option<(Option<Rel>, usize)> {
             return None;
         }
     } else if first != b'<' {
-        let j = run(s, 0, DN_RUN);
-        if s.get(j) == Some(&b'<') {
-            if run(s, 0, DN_OK) < j {
-                return None;
-            }
-            i = j;
+        // A display name is display-name bytes up to `<`, found in one pass. Where the
+        // pass stops anywhere else, the value is read as an addr-spec, whose scan below
+        // gives up at a `<` before any `;`: an unquoted display name holding a byte it may
+        // not hold goes to the reference parser that way.
+        let k = run(s, 0, DN_OK);
+        if s.get(k) == Some(&b'<') {
+            i = k;
         }
     }
     let params_from = if s.get(i) == Some(&b'<') {
@@ -375,4 +376,39 @@ fn name_addr(s: &[u8]) -> Option<(Option<Rel>, usize)> {
         go_on = params_go_on(s, i)?;
     }
     Some((tag, i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tag's value and where the element ends.
+    type Read<'a> = (Option<&'a str>, usize);
+
+    /// What the fast path reads of `s`, or `None` when the reference parser must judge it.
+    fn read(s: &str) -> Option<Read<'_>> {
+        let (tag, end) = name_addr(s.as_bytes())?;
+        Some((tag.map(|Rel(a, b)| &s[a..b]), end))
+    }
+
+    #[test]
+    fn a_name_addr_is_read_by_its_usual_shapes_and_left_to_the_reference_otherwise() {
+        let table: &[(&str, Option<Read>)] = &[
+            ("Alice <sip:a@b>;tag=1", Some((Some("1"), 21))),
+            ("Alice Liddell <sip:a@b>", Some((None, 23))),
+            ("\"Alice\" <sip:a@b>;tag=x", Some((Some("x"), 23))),
+            ("<sip:a@b>;tag=2, <sip:c@d>", Some((Some("2"), 15))),
+            ("sip:a@b;tag=3", Some((Some("3"), 13))),
+            // A display name with a byte it may not hold: `@`, `:`, `/` before `<`.
+            ("Al@ce <sip:a@b>;tag=1", None),
+            ("Alice:x <sip:a@b>", None),
+            ("A/B <sip:a@b>", None),
+            // An addr-spec that holds a space, or a bracket without a display name.
+            ("sip:a@b x;tag=1", None),
+            ("sip:a@b>;tag=1", None),
+        ];
+        for &(value, want) in table {
+            assert_eq!(read(value), want, "{value:?}");
+        }
+    }
 }
