@@ -18,6 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "count-instructions: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 group=${1:-all}
+# The parse bench's messages, by the names `count parse` knows (messages::all()).
+messages="invite 200-record-route ack bye register deep-via"
 features=()
 [ "$group" = peers ] && features=(--features peers)
 cargo bench -p sip-lb-benches --bench count "${features[@]}" --no-run 2>/dev/null
@@ -43,15 +45,19 @@ count() { # n1 n2 args-before-count: instructions of one operation
 }
 if [ "$group" = peers ]; then
   printf '%-18s %9s %22s %22s %22s\n' message sip-core "rsipstack (ratio)" "sipx-sip (ratio)" "rsip (ratio)"
-  for m in invite 200-record-route ack bye register deep-via; do
+  for m in $messages; do
     ours=$(count 2000 6000 parse "$m")
     line=$(printf '%-18s %9d' "$m" "$ours")
     for p in rsipstack sipx-sip rsip; do
-      if "$bin" parse-peer "$p" "$m" 1 2>/dev/null; then
+      # Exit status 3: the peer rejects the message (not counted); any other failure stops.
+      rc=0; "$bin" parse-peer "$p" "$m" 1 2>/dev/null || rc=$?
+      if [ "$rc" = 0 ]; then
         theirs=$(count 2000 6000 parse-peer "$p" "$m")
         line+=$(printf ' %13d (%5.1fx)' "$theirs" "$(awk -v a="$theirs" -v b="$ours" 'BEGIN { print a / b }')")
-      else
+      elif [ "$rc" = 3 ]; then
         line+=$(printf ' %22s' rejects)
+      else
+        echo "count-instructions: count parse-peer $p $m failed (exit $rc)" >&2; exit 1
       fi
     done
     echo "$line"
@@ -59,7 +65,7 @@ if [ "$group" = peers ]; then
   exit 0
 fi
 if [ "$group" = all ] || [ "$group" = parse ]; then
-  for m in invite 200-record-route ack bye register deep-via; do
+  for m in $messages; do
     per "parse $m" 10000 30000 -- parse "$m"
   done
   per "httparse, its header block" 10000 30000 -- httparse-invite

@@ -28,15 +28,10 @@ fn usage() -> ! {
 
 /// The message a `parse` operation names.
 fn message(name: Option<&String>) -> Bytes {
-    match name.map(String::as_str) {
-        Some("invite") => Bytes::from_static(messages::INVITE),
-        Some("200-record-route") => Bytes::from_static(messages::OK_RR),
-        Some("ack") => Bytes::from_static(messages::ACK),
-        Some("bye") => Bytes::from_static(messages::BYE),
-        Some("register") => Bytes::from_static(messages::REGISTER),
-        Some("deep-via") => Bytes::from(messages::deep_via()),
-        _ => usage(),
-    }
+    messages::all()
+        .into_iter()
+        .find(|(n, _)| Some(*n) == name.map(String::as_str))
+        .map_or_else(|| usage(), |(_, b)| b)
 }
 
 fn main() {
@@ -63,16 +58,11 @@ fn main() {
             // host, so the ratio to sip-core's count is free of the host's noise).
             let peer = args.get(1).cloned().unwrap_or_default();
             let b = message(args.get(2));
-            let parse: fn(&Bytes) -> bool = match peer.as_str() {
-                "rsipstack" => |b| rsipstack::sip::parser::parse_message(b).is_ok(),
-                "sipx-sip" => {
-                    |b| sipx_sip::parse_datagram(b.clone(), &sipx_sip::Limits::default()).is_ok()
-                }
-                "rsip" => |b| rsip::SipMessage::try_from(&b[..]).is_ok(),
-                _ => usage(),
+            let Some((_, parse)) = messages::peers().into_iter().find(|(n, _)| *n == peer) else {
+                usage()
             };
             // A peer that rejects the message is not counted (failing fast is not parsing).
-            if !parse(&b) {
+            if parse(&b) != 1 {
                 eprintln!("count: {peer} rejects this message");
                 std::process::exit(3);
             }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sip_core::Message;
-use sip_lb_benches::messages::{ACK, BYE, INVITE, OK_RR, REGISTER, deep_via, parse_essentials};
+use sip_lb_benches::messages::{self, parse_essentials};
 
 fn httparse_headers(b: &[u8]) -> usize {
     let start = b.iter().position(|&c| c == b'\n').map_or(0, |p| p + 1);
@@ -26,7 +26,7 @@ fn httparse_headers(b: &[u8]) -> usize {
     }
 }
 
-type Parser = (&'static str, fn(&Bytes) -> usize);
+type Parser = (&'static str, messages::Parse);
 
 fn parsers() -> Vec<Parser> {
     #[allow(unused_mut)]
@@ -35,23 +35,15 @@ fn parsers() -> Vec<Parser> {
         ("httparse (headers only)", |b| httparse_headers(b)),
     ];
     #[cfg(feature = "peers")]
-    {
-        v.push(("rsipstack", |b| {
-            usize::from(rsipstack::sip::parser::parse_message(b).is_ok())
-        }));
-        v.push(("sipx-sip", |b| {
-            usize::from(sipx_sip::parse_datagram(b.clone(), &sipx_sip::Limits::default()).is_ok())
-        }));
-        v.push(("rsip", |b| {
-            usize::from(rsip::SipMessage::try_from(&b[..]).is_ok())
-        }));
+    for (name, parse) in sip_lb_benches::messages::peers() {
+        v.push((name, parse));
     }
     v
 }
 
 /// Whether the parser accepts the message: a peer that rejects one is not timed on it
 /// (failing fast is not parsing).
-fn accepts(p: &str, f: fn(&Bytes) -> usize, b: &Bytes) -> bool {
+fn accepts(p: &str, f: messages::Parse, b: &Bytes) -> bool {
     match p {
         "sip-core" => Message::parse(b.clone()).is_ok(),
         "httparse (headers only)" => httparse_headers(b) > 0,
@@ -59,19 +51,8 @@ fn accepts(p: &str, f: fn(&Bytes) -> usize, b: &Bytes) -> bool {
     }
 }
 
-fn messages() -> Vec<(&'static str, Bytes)> {
-    vec![
-        ("invite_sdp", Bytes::from_static(INVITE)),
-        ("200_record_route", Bytes::from_static(OK_RR)),
-        ("ack", Bytes::from_static(ACK)),
-        ("bye", Bytes::from_static(BYE)),
-        ("register_auth", Bytes::from_static(REGISTER)),
-        ("deep_via", Bytes::from(deep_via())),
-    ]
-}
-
 /// Median time per call over 9 batches of 20 000 calls.
-fn time(f: fn(&Bytes) -> usize, msg: &Bytes) -> f64 {
+fn time(f: messages::Parse, msg: &Bytes) -> f64 {
     let mut v: Vec<f64> = (0..9)
         .map(|_| {
             let n = 20_000u32;
@@ -87,7 +68,7 @@ fn time(f: fn(&Bytes) -> usize, msg: &Bytes) -> f64 {
 }
 
 fn bench(c: &mut Criterion) {
-    for (name, msg) in messages() {
+    for (name, msg) in messages::all() {
         let mut g = c.benchmark_group(format!("parse/{name}"));
         g.throughput(Throughput::Bytes(msg.len() as u64));
         for (p, f) in parsers() {
@@ -99,7 +80,7 @@ fn bench(c: &mut Criterion) {
     }
     // Ratios, timed here on the same bytes in the same run (median of 9 batches).
     println!("\nsip-core vs each parser (their time / sip-core's time; higher = sip-core faster):");
-    for (name, msg) in messages() {
+    for (name, msg) in messages::all() {
         let ours = time(parse_essentials, &msg);
         println!("  {name} ({} bytes): sip-core {ours:.0} ns", msg.len());
         let mut fastest: Option<(&str, f64)> = None;

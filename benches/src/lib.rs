@@ -91,6 +91,43 @@ pub mod messages {
     Authorization: Digest username=\"bob\", realm=\"biloxi.example.com\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", uri=\"sip:registrar.biloxi.example.com\", response=\"245f23415f11432b3434341c022\"\r\n\
     Content-Length: 0\r\n\r\n";
 
+    /// Every message of the parse bench and the instruction counts, by the name both
+    /// use (`count parse NAME N`).
+    pub fn all() -> Vec<(&'static str, Bytes)> {
+        vec![
+            ("invite", Bytes::from_static(INVITE)),
+            ("200-record-route", Bytes::from_static(OK_RR)),
+            ("ack", Bytes::from_static(ACK)),
+            ("bye", Bytes::from_static(BYE)),
+            ("register", Bytes::from_static(REGISTER)),
+            ("deep-via", Bytes::from(deep_via())),
+        ]
+    }
+
+    /// A parse of one datagram as the benches call it: returns a figure of the result
+    /// (sip-core: the message length; a peer: 1 when it accepted the message, 0 when not).
+    pub type Parse = fn(&Bytes) -> usize;
+
+    /// The other Rust SIP parsers compared with sip-core (feature `peers`), each as a
+    /// function that parses a datagram and returns 1 when it accepted it, 0 when not
+    /// (the shape of [`parse_essentials`], so that the benches call every parser alike).
+    #[cfg(feature = "peers")]
+    pub fn peers() -> Vec<(&'static str, Parse)> {
+        vec![
+            ("rsipstack", |b| {
+                usize::from(rsipstack::sip::parser::parse_message(b).is_ok())
+            }),
+            ("sipx-sip", |b| {
+                usize::from(
+                    sipx_sip::parse_datagram(b.clone(), &sipx_sip::Limits::default()).is_ok(),
+                )
+            }),
+            ("rsip", |b| {
+                usize::from(rsip::SipMessage::try_from(&b[..]).is_ok())
+            }),
+        ]
+    }
+
     /// A 180 Ringing with 12 Vias.
     pub fn deep_via() -> Vec<u8> {
         let mut m = b"SIP/2.0 180 Ringing\r\n".to_vec();
