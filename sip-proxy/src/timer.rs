@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 /// Width of one slot.
 pub(crate) const TICK: Duration = Duration::from_millis(4);
+/// [`TICK`] in nanoseconds.
+const TICK_NANOS: u64 = TICK.as_nanos() as u64;
 /// Most slots the wheel grows to (about 4.4 minutes ahead); a timer further out waits in
 /// the last slot and is re-armed from there, so it still never fires early.
 const MAX_SLOTS: u64 = 1 << 16;
@@ -68,11 +70,19 @@ impl<T> TimerWheel<T> {
         self.next = None;
     }
 
+    /// Nanoseconds from `epoch` to `at` (0 before it, saturating after 584 years), in 64
+    /// bits: `Duration::as_nanos` is 128 bits wide, and dividing that is a call into a
+    /// software division on every arm and every expiry check.
+    fn nanos_since(epoch: Instant, at: Instant) -> u64 {
+        let d = at.saturating_duration_since(epoch);
+        d.as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()))
+    }
+
     /// The tick whose end is at or after `at` (ceiling), from `epoch`.
     fn tick_of(epoch: Instant, at: Instant) -> u64 {
-        let d = at.saturating_duration_since(epoch).as_nanos();
-        let t = TICK.as_nanos();
-        u64::try_from(d.div_ceil(t)).unwrap_or(u64::MAX)
+        Self::nanos_since(epoch, at).div_ceil(TICK_NANOS)
     }
 
     /// Arms a timer for `at` (`now` is the caller's current time).
@@ -113,7 +123,7 @@ impl<T> TimerWheel<T> {
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<T> {
         let epoch = self.epoch?;
         // Slots whose end is at or before now.
-        let due = (now.saturating_duration_since(epoch).as_nanos() / TICK.as_nanos()) as u64;
+        let due = Self::nanos_since(epoch, now) / TICK_NANOS;
         while self.next.is_some_and(|n| n <= due) {
             let front = self.slots.front_mut()?;
             if let Some((tick, value)) = front.pop() {
