@@ -643,7 +643,12 @@ impl Proxy {
         if msg.route_count() == 0 {
             return Ok((0, None, None));
         }
-        for r in msg.routes() {
+        // The usual in-dialog request carries one Route, ours: the parse pass located (and
+        // checked) it, so it is read from there without walking the header lines again.
+        let only = msg.route_count() == 1;
+        let top = only.then(|| msg.top_route()).flatten().map(Ok);
+        let rest = (!only).then(|| msg.routes()).into_iter().flatten();
+        for r in top.into_iter().chain(rest) {
             let Ok(na) = r else { break };
             let Ok(uri) = na.uri() else {
                 return Ok((n, cookie, Some(na)));
@@ -940,16 +945,20 @@ impl Proxy {
     /// its branch and sent-by (RFC 3261 §17.2.3), else (RFC 2543 peers) the fields §16.11
     /// suggests. Equal for a retransmission, its CANCEL and its non-2xx ACK.
     fn stateless_hash(msg: &Message) -> u64 {
+        Self::transaction_hash(msg, FieldHash::default())
+    }
+
+    /// [`Self::stateless_hash`]'s fields mixed into `h`.
+    fn transaction_hash(msg: &Message, h: FieldHash) -> u64 {
         let branch = msg.top_via_branch().unwrap_or_default();
         let top = msg.top_via_span().map_or(&[][..], |(_, s)| msg.slice(s));
         if branch.len() > sip_core::via::MAGIC_COOKIE.len()
             && branch.starts_with(sip_core::via::MAGIC_COOKIE)
         {
             let sent_by = top.split(|&b| b == b';').next().unwrap_or_default();
-            FieldHash::default().field(branch).field(sent_by).finish()
+            h.field(branch).field(sent_by).finish()
         } else {
-            FieldHash::default()
-                .field(msg.call_id().unwrap_or_default())
+            h.field(msg.call_id().unwrap_or_default())
                 .field(msg.from_tag().unwrap_or_default())
                 .field(msg.request_uri().unwrap_or_default())
                 .field(&msg.cseq().map_or(0, |c| c.0).to_be_bytes())
@@ -1114,10 +1123,7 @@ impl Proxy {
             Method::Cancel => b"CANCEL",
             _ => msg.cseq_method_bytes().unwrap_or_default(),
         };
-        FieldHash::default()
-            .field(class)
-            .field(&Self::stateless_hash(msg).to_be_bytes())
-            .finish()
+        Self::transaction_hash(msg, FieldHash::default().field(class))
     }
 
     fn arm(&mut self, now: Instant, at: Instant, r: TimerRef) {
