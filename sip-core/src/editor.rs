@@ -52,6 +52,63 @@ pub enum EditError {
     WrongKind,
 }
 
+/// Bytes the arena holds without allocating: room for what a proxy inserts into one
+/// message (its Via, one or two Record-Routes, Max-Forwards, Content-Length).
+const ARENA_INLINE: usize = 512;
+
+/// The bytes the edits insert, one after the other: inline up to [`ARENA_INLINE`], all on
+/// the heap once they outgrow it. Each append is one bounds check and one copy (a
+/// `SmallVec` append is an insertion at the end: a capacity check, a move of the empty
+/// tail and the copy).
+#[derive(Debug)]
+struct Arena {
+    inline: [u8; ARENA_INLINE],
+    /// Everything, once the bytes outgrew `inline` (empty until then).
+    heap: Vec<u8>,
+    len: usize,
+}
+
+impl Arena {
+    fn new() -> Self {
+        Arena {
+            inline: [0; ARENA_INLINE],
+            heap: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn extend(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if self.heap.is_empty() {
+            if let Some(room) = self.inline.get_mut(self.len..end) {
+                room.copy_from_slice(bytes);
+                self.len = end;
+                return;
+            }
+            // The first append that does not fit moves everything to the heap; the heap
+            // is never empty after it, as it holds more than `ARENA_INLINE` bytes.
+            self.heap.reserve(end.max(2 * ARENA_INLINE));
+            self.heap.extend_from_slice(&self.inline[..self.len]);
+        }
+        self.heap.extend_from_slice(bytes);
+        self.len = end;
+    }
+
+    fn get(&self, span: Span) -> &[u8] {
+        let bytes = if self.heap.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.heap[..]
+        };
+        &bytes[span.range()]
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Splice {
     /// The replaced range of the original message (empty for an insertion).
@@ -71,7 +128,7 @@ struct Splice {
 pub struct Editor<'m> {
     msg: &'m Message,
     splices: SmallVec<[Splice; 8]>,
-    arena: SmallVec<[u8; 512]>,
+    arena: Arena,
     /// Index of the splice that sets Max-Forwards, once recorded.
     max_forwards: Option<usize>,
     /// Index of the splice that sets Content-Length, once recorded.
@@ -86,7 +143,7 @@ impl<'m> Editor<'m> {
         Editor {
             msg,
             splices: SmallVec::new(),
-            arena: SmallVec::new(),
+            arena: Arena::new(),
             max_forwards: None,
             content_length: None,
             body: None,
@@ -109,7 +166,7 @@ impl<'m> Editor<'m> {
         }
         let s = self.arena.len();
         for p in parts {
-            self.arena.extend_from_slice(p);
+            self.arena.extend(p);
         }
         let seq = self.splices.len() as u16;
         self.splices.push(Splice {
@@ -132,7 +189,7 @@ impl<'m> Editor<'m> {
             Some(k) => {
                 let s = self.arena.len();
                 for p in parts {
-                    self.arena.extend_from_slice(p);
+                    self.arena.extend(p);
                 }
                 self.splices[k].ins = Span::new(s, self.arena.len());
                 Ok(k)
@@ -178,12 +235,12 @@ impl<'m> Editor<'m> {
 
     fn insert_line(&mut self, at: usize, name: &[u8], value_parts: &[&[u8]]) {
         let s = self.arena.len();
-        self.arena.extend_from_slice(name);
-        self.arena.extend_from_slice(b": ");
+        self.arena.extend(name);
+        self.arena.extend(b": ");
         for p in value_parts {
-            self.arena.extend_from_slice(p);
+            self.arena.extend(p);
         }
-        self.arena.extend_from_slice(b"\r\n");
+        self.arena.extend(b"\r\n");
         let seq = self.splices.len() as u16;
         self.splices.push(Splice {
             at: Span::new(at, at),
@@ -397,7 +454,7 @@ impl<'m> Editor<'m> {
         let mut pos = 0usize;
         for s in sp {
             out.put_slice(&src[pos..s.at.start as usize]);
-            out.put_slice(&self.arena[s.ins.range()]);
+            out.put_slice(self.arena.get(s.ins));
             pos = s.at.end as usize;
         }
         out.put_slice(&src[pos..]);
@@ -435,6 +492,40 @@ abcdEXTRA";
 
     fn parse(b: &[u8]) -> Message {
         Message::parse(Bytes::copy_from_slice(b)).unwrap()
+    }
+
+    #[test]
+    fn inserted_bytes_past_the_inline_arena_move_to_the_heap_intact() {
+        let m = parse(INVITE);
+        let mut ed = Editor::new(&m);
+        let mut want_lines = Vec::new();
+        // 40 lines of 5 to 44 bytes of value: the arena spills part way, at a line that
+        // does not fit, and goes on on the heap.
+        for i in 0..40u8 {
+            let value = vec![b'a' + i % 26; 5 + i as usize];
+            ed.append_header(b"X-Filler", &[&value, b";n=", &[b'0' + i % 10]]);
+            let mut line = b"X-Filler: ".to_vec();
+            line.extend_from_slice(&value);
+            line.extend_from_slice(b";n=");
+            line.push(b'0' + i % 10);
+            line.extend_from_slice(b"\r\n");
+            want_lines.push(line);
+        }
+        assert!(ed.arena.len() > 2 * ARENA_INLINE);
+        ed.prepend_via(b"SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKlb");
+        let out = ed.finish().unwrap();
+        let head_end = INVITE.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 2;
+        let mut want =
+            b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKlb\r\n"
+                .to_vec();
+        let first_line_end = INVITE.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+        want.extend_from_slice(&INVITE[first_line_end..head_end]);
+        want_lines.iter().for_each(|l| want.extend_from_slice(l));
+        want.extend_from_slice(b"\r\nabcd");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&want)
+        );
     }
 
     #[test]
