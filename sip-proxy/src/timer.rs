@@ -92,6 +92,9 @@ impl<T> TimerWheel<T> {
             // Nothing pending: restart the wheel at the present instead of walking the
             // empty slots between the last expiry and now.
             self.base = self.base.max(Self::tick_of(epoch, now).saturating_sub(1));
+            // The last expiry may have left `next` at its own slot (it is brought up to
+            // date lazily); nothing is pending, so there is no next slot.
+            self.next = None;
         }
         self.insert(Self::tick_of(epoch, at), value);
     }
@@ -116,7 +119,15 @@ impl<T> TimerWheel<T> {
 
     /// When the earliest timer is due (the end of its slot).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        Some(self.epoch? + TICK * u32::try_from(self.next?).unwrap_or(u32::MAX))
+        // In 64-bit nanoseconds: a 32-bit count of ticks runs out after 198 days of uptime,
+        // and every deadline would then be in the past (a worker waking without pause).
+        let epoch = self.epoch?;
+        let at = Duration::from_nanos(self.next?.saturating_mul(TICK_NANOS));
+        Some(
+            epoch
+                .checked_add(at)
+                .unwrap_or(epoch + Duration::from_secs(u64::from(u32::MAX))),
+        )
     }
 
     /// One timer whose deadline has passed at `now`, if any.
@@ -240,16 +251,23 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_wheel_restarts_at_the_present() {
-        let t0 = Instant::now();
-        let mut w = TimerWheel::default();
-        w.arm(t0, t0 + Duration::from_millis(10), 1);
-        assert_eq!(w.pop_due(t0 + Duration::from_millis(20)), Some(1));
-        // An hour later: no walk over the slots in between, and exact again.
-        let t1 = t0 + Duration::from_secs(3600);
-        w.arm(t1, t1 + Duration::from_millis(100), 2);
-        assert_eq!(w.pop_due(t1 + Duration::from_millis(99)), None);
-        assert_eq!(w.pop_due(t1 + Duration::from_millis(104)), Some(2));
+    fn an_idle_wheel_restarts_at_the_present_with_exact_deadlines() {
+        // An hour, and 200 days (past 2^32 ticks of 4 ms since the wheel's epoch).
+        for gap in [Duration::from_secs(3600), Duration::from_secs(200 * 86_400)] {
+            let t0 = Instant::now();
+            let mut w = TimerWheel::default();
+            w.arm(t0, t0 + Duration::from_millis(10), 1);
+            assert_eq!(w.pop_due(t0 + Duration::from_millis(20)), Some(1));
+            // No walk over the slots in between, and exact again.
+            let t1 = t0 + gap;
+            let at = t1 + Duration::from_millis(100);
+            w.arm(t1, at, 2);
+            let next = w.next_deadline().expect("one timer armed");
+            assert!(next >= at, "deadline early after {gap:?}");
+            assert!(next < at + TICK, "deadline late after {gap:?}");
+            assert_eq!(w.pop_due(at - Duration::from_millis(1)), None);
+            assert_eq!(w.pop_due(next), Some(2));
+        }
     }
 
     proptest! {
