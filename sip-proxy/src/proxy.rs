@@ -1899,6 +1899,12 @@ impl Proxy {
             self.forward_final_upstream(now, sid, msg);
             return;
         }
+        if st.state != ServerState::Proceeding {
+            // A late final response for a request already answered upstream (our 408 after
+            // timer C, say): its client transaction acknowledges it, and nothing goes
+            // upstream or to another destination.
+            return;
+        }
         let fails_over = !st.cancelled && st.fixed.is_none() && self.cfg.failover.fails_over(code);
         if better(msg, st.best.as_deref()) {
             // A copy: the response may sit here for the whole failover (seconds), and its
@@ -2098,6 +2104,14 @@ impl Proxy {
         }
         self.remove_client(id);
         let Some(sid) = server else { return };
+        if self
+            .servers
+            .get(sid.0, sid.1)
+            .is_some_and(|st| st.state != ServerState::Proceeding)
+        {
+            // Answered upstream already (timer C's 408): nothing to fail over.
+            return;
+        }
         let cancelled = self.servers.get(sid.0, sid.1).is_none_or(|st| st.cancelled);
         if cancelled {
             self.final_local(now, sid, 487, "Request Terminated", false);

@@ -183,6 +183,47 @@ fn cancel_before_any_provisional_waits_for_one() {
 }
 
 #[test]
+fn a_late_final_response_after_timer_c_is_acknowledged_and_not_tried_elsewhere() {
+    let mut cfg = config(Mode::Stateful);
+    cfg.timers.no_final_invite = Duration::from_secs(2);
+    let mut net = Net::new(cfg, &list(2));
+    net.send(caller(), invite("c3c", "z9hG4bKinv3c"));
+    let out = net.out();
+    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    let callee = out[1].destination;
+    net.send(callee, respond(&fwd, 180, "Ringing"));
+    net.expect_one(caller());
+    // Timer C: the callee rang too long; CANCEL to it, 408 to the caller.
+    let sent: Vec<_> = net
+        .advance_collect(ms(2100))
+        .into_iter()
+        .map(|t| (t.destination, Message::parse(t.bytes).unwrap()))
+        .collect();
+    assert!(
+        sent.iter()
+            .any(|(to, m)| *to == callee && m.method() == Some(Method::Cancel))
+    );
+    assert!(
+        sent.iter()
+            .any(|(to, m)| *to == caller() && m.status_code() == Some(408))
+    );
+    let failovers = |net: &Net| {
+        net.events
+            .iter()
+            .filter(|e| matches!(e, Event::Failover { .. }))
+            .count()
+    };
+    let before = failovers(&net);
+    // The callee answers the INVITE with 500 instead of 487: it gets its ACK; the caller,
+    // already answered, gets nothing more, and no other destination gets the INVITE.
+    net.send(callee, respond(&fwd, 500, "Server Internal Error"));
+    let ack = net.expect_one(callee);
+    assert_eq!(ack.method(), Some(Method::Ack));
+    assert_eq!(failovers(&net), before);
+    net.drain_and_check();
+}
+
+#[test]
 fn cancel_without_transaction_is_481() {
     let mut net = Net::with_backends(Mode::Stateful, 1);
     net.send(caller(), request("CANCEL", "nope", "z9hG4bKnope", 1));
