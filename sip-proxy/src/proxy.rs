@@ -1663,9 +1663,10 @@ impl Proxy {
         let Some(st) = self.servers.get(id.0, id.1) else {
             return;
         };
-        if st.state != ServerState::Proceeding
-            && !(st.state == ServerState::Accepted && (200..300).contains(&code))
-        {
+        // Every 2xx goes upstream (§16.7, step 10), also after a non-2xx of ours (timer C's
+        // 408): the caller can then ACK and end the call, instead of the callee
+        // retransmitting its 2xx into nothing. Anything else only while Proceeding.
+        if st.state != ServerState::Proceeding && !(200..300).contains(&code) {
             return;
         }
         let origin = st.origin;

@@ -182,18 +182,18 @@ fn cancel_before_any_provisional_waits_for_one() {
     net.drain_and_check();
 }
 
-#[test]
-fn a_late_final_response_after_timer_c_is_acknowledged_and_not_tried_elsewhere() {
+/// An INVITE whose callee rang past timer C: the proxy has sent it a CANCEL and the caller
+/// a 408. Returns the network, the callee and the INVITE as forwarded.
+fn past_timer_c(call_id: &str, branch: &str) -> (Net, std::net::SocketAddr, Message) {
     let mut cfg = config(Mode::Stateful);
     cfg.timers.no_final_invite = Duration::from_secs(2);
     let mut net = Net::new(cfg, &list(2));
-    net.send(caller(), invite("c3c", "z9hG4bKinv3c"));
+    net.send(caller(), invite(call_id, branch));
     let out = net.out();
     let fwd = Message::parse(out[1].bytes.clone()).unwrap();
     let callee = out[1].destination;
     net.send(callee, respond(&fwd, 180, "Ringing"));
     net.expect_one(caller());
-    // Timer C: the callee rang too long; CANCEL to it, 408 to the caller.
     let sent: Vec<_> = net
         .advance_collect(ms(2100))
         .into_iter()
@@ -207,12 +207,19 @@ fn a_late_final_response_after_timer_c_is_acknowledged_and_not_tried_elsewhere()
         sent.iter()
             .any(|(to, m)| *to == caller() && m.status_code() == Some(408))
     );
-    let failovers = |net: &Net| {
-        net.events
-            .iter()
-            .filter(|e| matches!(e, Event::Failover { .. }))
-            .count()
-    };
+    (net, callee, fwd)
+}
+
+fn failovers(net: &Net) -> usize {
+    net.events
+        .iter()
+        .filter(|e| matches!(e, Event::Failover { .. }))
+        .count()
+}
+
+#[test]
+fn a_late_final_response_after_timer_c_is_acknowledged_and_not_tried_elsewhere() {
+    let (mut net, callee, fwd) = past_timer_c("c3c", "z9hG4bKinv3c");
     let before = failovers(&net);
     // The callee answers the INVITE with 500 instead of 487: it gets its ACK; the caller,
     // already answered, gets nothing more, and no other destination gets the INVITE.
@@ -221,6 +228,26 @@ fn a_late_final_response_after_timer_c_is_acknowledged_and_not_tried_elsewhere()
     assert_eq!(ack.method(), Some(Method::Ack));
     assert_eq!(failovers(&net), before);
     net.drain_and_check();
+}
+
+#[test]
+fn a_late_2xx_after_timer_c_still_reaches_the_caller() {
+    // §16.7: every 2xx goes upstream, so that the caller can ACK and end the call it was
+    // told had failed, rather than the callee retransmitting its 200 into nothing.
+    let (mut net, callee, fwd) = past_timer_c("c3d", "z9hG4bKinv3d");
+    net.send(callee, respond(&fwd, 200, "OK"));
+    let ok = net.expect_one(caller());
+    assert_eq!(ok.status_code(), Some(200));
+    assert_eq!(ok.via_count(), 1);
+    net.send(caller(), in_dialog("ACK", &ok, "z9hG4bKack3d", 1));
+    assert_eq!(net.expect_one(callee).method(), Some(Method::Ack));
+    net.send(caller(), in_dialog("BYE", &ok, "z9hG4bKbye3d", 2));
+    let bye = net.expect_one(callee);
+    assert_eq!(bye.method(), Some(Method::Bye));
+    net.send(callee, respond(&bye, 200, "OK"));
+    assert_eq!(net.expect_one(caller()).status_code(), Some(200));
+    net.drain_and_check();
+    assert!(net.calls.is_empty());
 }
 
 #[test]
