@@ -60,7 +60,6 @@ const ARENA_INLINE: usize = 512;
 /// the heap once they outgrow it. Each append is one bounds check and one copy (a
 /// `SmallVec` append is an insertion at the end: a capacity check, a move of the empty
 /// tail and the copy).
-#[derive(Debug)]
 struct Arena {
     inline: [u8; ARENA_INLINE],
     /// Everything, once the bytes outgrew `inline` (empty until then).
@@ -106,6 +105,17 @@ impl Arena {
             &self.heap[..]
         };
         &bytes[span.range()]
+    }
+}
+
+impl std::fmt::Debug for Arena {
+    /// The bytes held, not the whole inline room.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.get(Span::new(0, self.len));
+        f.debug_struct("Arena")
+            .field("bytes", &String::from_utf8_lossy(held))
+            .field("on_heap", &!self.heap.is_empty())
+            .finish()
     }
 }
 
