@@ -28,20 +28,38 @@ fn config_file(
     p
 }
 
+/// `sip-lb` on free ports with the configuration of [`config_file`] (`extra` appended).
+fn start_configured(dir: &TestDir, list: &std::path::Path, extra: &str) -> SipLb {
+    let (lp, ap) = (free_port(), free_port());
+    let cfg = config_file(dir, lp, ap, list, extra);
+    SipLb::start_config(
+        dir,
+        &cfg,
+        format!("127.0.0.1:{lp}").parse().unwrap(),
+        format!("127.0.0.1:{ap}").parse().unwrap(),
+    )
+}
+
+/// `/metrics` once it holds the line `line`. Workers publish their counters every 100 ms,
+/// so a count read just after the last call may still miss it; waits up to 3 s.
+#[track_caller]
+fn metrics_with(lb: &SipLb, line: &str) -> String {
+    let mut body = String::new();
+    let seen = wait_until(Duration::from_secs(3), || {
+        body = lb.http("GET", "/metrics", "").1;
+        body.lines().any(|l| l == line)
+    });
+    assert!(seen, "no line {line:?} in\n{body}");
+    body
+}
+
 #[test]
 fn round_robin_1000_calls_exactly_250_per_backend() {
     let _g = serial();
     let dir = TestDir::new("rr");
     let (ports, _uas, list) = uas_backends(&dir, 4, "uas.xml");
-    let (lp, ap) = (free_port(), free_port());
     // Probes off, so the backends count exactly the calls.
-    let cfg = config_file(&dir, lp, ap, &list, "[probing]\nenabled = false\n");
-    let lb = SipLb::start_config(
-        &dir,
-        &cfg,
-        format!("127.0.0.1:{lp}").parse().unwrap(),
-        format!("127.0.0.1:{ap}").parse().unwrap(),
-    );
+    let lb = start_configured(&dir, &list, "[probing]\nenabled = false\n");
     let r = sipp_uac(
         &dir,
         lb.addr,
@@ -108,23 +126,45 @@ fn cancel_before_answer_and_503_when_every_backend_is_down() {
 }
 
 #[test]
+fn a_callee_that_answers_after_timer_c_reaches_the_caller_who_ends_the_call() {
+    // Timer C (here 1 s after the 180) cancels the callee and answers the caller 408; the
+    // callee's 200 crosses the CANCEL. RFC 3261 §16.7 has every 2xx to an INVITE go
+    // upstream even after a final response, so that the caller can ACK and BYE the call
+    // it was told had failed; each sipp scenario fails unless that whole exchange happens.
+    let _g = serial();
+    let dir = TestDir::new("timer-c-late-200");
+    let (_, _uas, list) = uas_backends(&dir, 2, "uas_late_answer.xml");
+    let lb = start_configured(&dir, &list, "[timers]\nno_final_invite_ms = 1000\n");
+    let r = sipp_uac(
+        &dir,
+        lb.addr,
+        "uac_timer_c.xml",
+        4,
+        4,
+        "u1",
+        &[],
+        Duration::from_secs(30),
+    );
+    r.assert_all_succeeded(4, &lb.proc.log_text());
+    // The CANCEL's answer and the 200 are not taken for a failure: no other callee is
+    // tried (read after every worker has published its counters, each 100 ms).
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, body) = lb.http("GET", "/metrics", "");
+    assert!(
+        body.lines().any(|l| l == "siplb_failovers_total 0"),
+        "{body}"
+    );
+}
+
+#[test]
 fn stateful_failover_when_a_backend_stops_and_probes_bring_it_back() {
     let _g = serial();
     let dir = TestDir::new("failover");
     let (ports, mut uas, list) = uas_backends(&dir, 4, "uas.xml");
-    let (lp, ap) = (free_port(), free_port());
-    let cfg = config_file(
+    let lb = start_configured(
         &dir,
-        lp,
-        ap,
         &list,
         "[probing]\ninterval_s = 0.5\ntimeout_s = 0.4\ninactive_threshold = 2\n[timers]\nno_response_ms = 1000\n",
-    );
-    let lb = SipLb::start_config(
-        &dir,
-        &cfg,
-        format!("127.0.0.1:{lp}").parse().unwrap(),
-        format!("127.0.0.1:{ap}").parse().unwrap(),
     );
     let addr = lb.addr;
     let dir2 = TestDir(dir.0.clone());
@@ -616,11 +656,7 @@ fn tls_caller_to_udp_backends() {
     // The calls crossed a TLS session with sip-lb (socat reports the handshake).
     let log = socat.log_text();
     assert!(log.contains("SSL connection using"), "{log}");
-    let (_, metrics) = lb.http("GET", "/metrics", "");
-    assert!(
-        metrics.contains("siplb_requests_received_total{method=\"INVITE\"} 50"),
-        "{metrics}"
-    );
+    metrics_with(&lb, "siplb_requests_received_total{method=\"INVITE\"} 50");
 }
 
 /// One SIP message of a capture, as tshark dissects it.
@@ -644,14 +680,9 @@ fn a_capture_shows_via_record_route_and_max_forwards_as_rfc_3261_asks() {
     let backend = free_port();
     let _uas = sipp_uas(&dir, backend, "uas.xml");
     let list = write_list(&dir, &[backend]);
-    let (lp, ap, caller) = (free_port(), free_port(), free_port());
-    let cfg = config_file(&dir, lp, ap, &list, "[probing]\nenabled = false\n");
-    let lb = SipLb::start_config(
-        &dir,
-        &cfg,
-        format!("127.0.0.1:{lp}").parse().unwrap(),
-        format!("127.0.0.1:{ap}").parse().unwrap(),
-    );
+    let caller = free_port();
+    let lb = start_configured(&dir, &list, "[probing]\nenabled = false\n");
+    let lp = lb.addr.port();
     // Capture the caller's, the balancer's and the backend's ports on loopback; the
     // balancer's own socket towards the backend has an ephemeral port, its traffic is
     // seen through the backend's port.

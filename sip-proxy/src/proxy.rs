@@ -1663,10 +1663,11 @@ impl Proxy {
         let Some(st) = self.servers.get(id.0, id.1) else {
             return;
         };
-        // Every 2xx goes upstream (RFC 3261 §16.7, point 5), also after a non-2xx of ours
-        // (timer C's 408): the caller can then ACK and end the call, instead of the callee
-        // retransmitting its 2xx into nothing. Anything else only while Proceeding.
-        if st.state != ServerState::Proceeding && !(200..300).contains(&code) {
+        // Every 2xx to an INVITE goes upstream (RFC 3261 §16.7, point 5), also after a
+        // non-2xx of ours (timer C's 408): the caller can then ACK and end the call,
+        // instead of the callee retransmitting its 2xx into nothing. Anything else only
+        // while Proceeding.
+        if st.state != ServerState::Proceeding && !(st.invite && (200..300).contains(&code)) {
             return;
         }
         let origin = st.origin;
