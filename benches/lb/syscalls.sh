@@ -7,8 +7,16 @@
 #   benches/lb/syscalls.sh --workers 1     # one worker on one socket
 #   benches/lb/syscalls.sh kamailio        # Kamailio with benches/lb/kamailio-stateful.cfg
 #                                          # (2 children), its whole process tree
+#
+# With --perf first (`benches/lb/syscalls.sh --perf --workers 1`, `... --perf kamailio`):
+# instead of counting system calls, a CPU profile of the same process tree
+# (`perf record -e cpu-clock -F 2999 -g`) over 8 s of calls at 1000 calls/s, printed as
+# shares of its samples with what each function calls (`perf report --children`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+mode=strace
+if [ "${1:-}" = --perf ]; then mode=perf; shift; fi
+command -v perf >/dev/null || [ $mode = strace ] || { echo "syscalls.sh: needs perf (apt-get install linux-perf)" >&2; exit 1; }
 for c in sipp strace; do command -v $c >/dev/null || { echo "syscalls.sh: needs $c (apt-get install sip-tester strace)" >&2; exit 1; }; done
 for p in 5060 5070 5081 5082 5083 5084 9060; do
   if ss -Hlun "sport = :$p" | grep -q . || ss -Hltn "sport = :$p" | grep -q .; then
@@ -39,6 +47,19 @@ fi
 sleep 1.5
 # Every process of the balancer's tree (Kamailio's children exist before strace attaches).
 targets=(-p "$lb"); for c in $(pgrep -P "$lb" || true); do targets+=(-p "$c"); done
+if [ $mode = perf ]; then
+  # 15 000 calls at 1000/s; the profile covers seconds 3 to 11, when the load is steady.
+  sipp -sf benches/lb/uac.xml 127.0.0.1:5060 -i 127.0.0.1 -p 5070 -m 15000 -r 1000 -nostdin \
+    -timeout 60s -trace_stat -stf "$work/uac.csv" -fd 1 > "$work/uac.log" 2>&1 &
+  uac=$!; pids+=($uac)
+  sleep 3
+  pidlist=$(printf '%s\n' "${targets[@]}" | grep -v '^-p$' | paste -sd,)
+  perf record -e cpu-clock -F 2999 -g -p "$pidlist" -o "$work/perf.data" -- sleep 8 2> "$work/perf.log"
+  wait "$uac" || true
+  echo "${*:-sip-lb} : CPU profile of 8 s at 1000 calls/s ($work/perf.data), shares of all samples:"
+  perf report -i "$work/perf.data" --children --sort sym -g none 2>/dev/null | grep -vE '^(#|$)' | head -45
+  exit 0
+fi
 timeout 60 strace -c -f "${targets[@]}" -o "$work/strace.txt" 2> "$work/strace.log" &
 st=$!; sleep 1
 calls=3000
