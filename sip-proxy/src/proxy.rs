@@ -1630,14 +1630,19 @@ impl Proxy {
             return;
         };
         let reliable = st.origin.transport.is_reliable();
-        st.last_response = Some(bytes);
+        // A 2xx to an INVITE is not kept: in Accepted a retransmitted INVITE is absorbed,
+        // not answered (RFC 6026 §7.1; the callee retransmits its 2xx until the ACK, and
+        // each retransmission is forwarded). The 2xx is the largest response of a call,
+        // and a busy proxy holds its completed calls for the whole wait timer.
+        let accepted = st.invite && (200..300).contains(&code);
+        st.last_response = (!accepted).then_some(bytes);
         // What only a transaction in Proceeding uses (failover, local replies, the queue)
         // goes now rather than when the transaction ends (`wait` later): a busy proxy
         // then holds a few hundred bytes less per recent call.
         st.request = Bytes::new();
         st.alternates = SmallVec::new();
         st.best = None;
-        if st.invite && (200..300).contains(&code) {
+        if accepted {
             st.state = ServerState::Accepted;
             st.retransmit_at = None;
             st.expire_at = Some(now + t.wait);

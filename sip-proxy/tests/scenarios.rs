@@ -132,6 +132,42 @@ fn retransmissions_are_absorbed_and_answered_from_state() {
 }
 
 #[test]
+fn after_a_2xx_an_invite_retransmission_is_absorbed_and_the_callees_2xx_goes_up() {
+    // RFC 6026 §7.1: in Accepted the server transaction absorbs a retransmitted INVITE
+    // (it does not answer it with the 2xx: the callee retransmits its own 2xx until the
+    // ACK, and §7.2 forwards each retransmission).
+    let mut net = Net::with_backends(Mode::Stateful, 1);
+    net.send(caller(), invite("c9", "z9hG4bKinv9"));
+    let out = net.out();
+    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    net.send(backend(0), respond(&fwd, 200, "OK"));
+    let ok = net.expect_one(caller());
+    assert_eq!(ok.status_code(), Some(200));
+    let absorbed = net.proxy.stats().retransmissions_absorbed;
+    net.send(caller(), invite("c9", "z9hG4bKinv9"));
+    net.expect_none();
+    assert_eq!(net.proxy.stats().retransmissions_absorbed, absorbed + 1);
+    // The callee's retransmitted 2xx still reaches the caller, who then ACKs.
+    net.send(backend(0), respond(&fwd, 200, "OK"));
+    let again = net.expect_one(caller());
+    assert_eq!(again.status_code(), Some(200));
+    assert_eq!(again.via_count(), 1);
+    net.send(caller(), in_dialog("ACK", &ok, "z9hG4bKack9", 1));
+    let ack = net.expect_one(backend(0));
+    assert_eq!(ack.method(), Some(Method::Ack));
+    // A retransmission within the wait timer is still recognised (absorbed, not a new
+    // call to the backend).
+    net.advance(ms(4000));
+    net.send(caller(), invite("c9", "z9hG4bKinv9"));
+    net.expect_none();
+    net.send(caller(), in_dialog("BYE", &ok, "z9hG4bKbye9", 2));
+    let bye = net.expect_one(backend(0));
+    net.send(backend(0), respond(&bye, 200, "OK"));
+    net.expect_one(caller());
+    net.drain_and_check();
+}
+
+#[test]
 fn cancel_before_answer() {
     let mut net = Net::with_backends(Mode::Stateful, 1);
     net.send(caller(), invite("c3", "z9hG4bKinv3"));
