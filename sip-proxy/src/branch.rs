@@ -61,24 +61,61 @@ impl Branch {
     }
 }
 
-fn put_hex(out: &mut [u8], mut v: u64) {
-    for slot in out.iter_mut().rev() {
-        *slot = HEX[(v & 15) as usize];
-        v >>= 4;
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The eight lowercase hex digits of `v`, most significant first, computed in one
+/// machine word (a branch is written for every request forwarded).
+fn hex8(v: u32) -> [u8; 8] {
+    // The bytes of `v`, most significant first, then each spread over two bytes.
+    let x = u64::from(v.swap_bytes());
+    let x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+    let x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+    // One nibble per byte: the high nibble of each byte first.
+    let n = ((x >> 4) & 0x000f_000f_000f_000f) | ((x & 0x000f_000f_000f_000f) << 8);
+    // `n + 0x76` reaches bit 7 exactly for the nibbles 10 to 15, which become `a`-`f`.
+    let letter = ((n + LO * 0x76) >> 7) & LO;
+    (n + LO * u64::from(b'0') + letter * u64::from(b'a' - b'0' - 10)).to_le_bytes()
+}
+
+/// The value of eight hex digits (`0-9a-f`, as `hex8` writes them), most significant
+/// first; `None` when a byte is anything else. One machine word, no loop.
+fn unhex8(s: &[u8; 8]) -> Option<u32> {
+    let x = u64::from_le_bytes(*s);
+    // For a byte below 0x80, adding 0x80 - c sets its bit 7 exactly when it is at least c
+    // (the sum stays below 0x100: no carry into the next byte).
+    let at_least = |c: u8| x.wrapping_add(LO * u64::from(0x80 - c));
+    let digit = at_least(b'0') & !at_least(b'9' + 1);
+    let letter = at_least(b'a') & !at_least(b'f' + 1);
+    if x & HI != 0 || (digit | letter) & HI != HI {
+        return None;
+    }
+    // `0`-`9` are 0x30-0x39 and `a`-`f` 0x61-0x66: the low nibble, plus 9 for a letter
+    // (bit 6 set).
+    let n = (x & (LO * 0x0f)) + ((x >> 6) & LO) * 9;
+    // Pairs of nibbles into bytes, then the four bytes together, most significant first.
+    let t = ((n << 4) | (n >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let t = (t | (t >> 8)) & 0x0000_ffff_0000_ffff;
+    let t = (t | (t >> 16)) & 0xffff_ffff;
+    Some((t as u32).swap_bytes())
+}
+
+/// Two hex digits.
+fn hex2(v: u8) -> [u8; 2] {
+    [HEX[usize::from(v >> 4)], HEX[usize::from(v & 15)]]
+}
+
+fn unhex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
     }
 }
 
-fn get_hex(s: &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for &c in s {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | u64::from(d);
-    }
-    Some(v)
+/// Eight bytes of `s` from `at` (the caller checked the length).
+fn word_at(s: &[u8], at: usize) -> Option<&[u8; 8]> {
+    s.get(at..)?.first_chunk::<8>()
 }
 
 impl OurBranch {
@@ -94,10 +131,11 @@ impl OurBranch {
             BranchKind::Stateless(h) => (b's', h),
         };
         buf[p] = kind;
-        put_hex(&mut buf[p + 1..p + 3], u64::from(self.worker));
-        put_hex(&mut buf[p + 3..p + 19], payload);
+        buf[p + 1..p + 3].copy_from_slice(&hex2(self.worker));
+        buf[p + 3..p + 11].copy_from_slice(&hex8((payload >> 32) as u32));
+        buf[p + 11..p + 19].copy_from_slice(&hex8(payload as u32));
         buf[p + 19] = b'.';
-        put_hex(&mut buf[p + 20..], u64::from(self.loop_hash));
+        buf[p + 20..].copy_from_slice(&hex8(self.loop_hash));
         Branch { buf }
     }
 
@@ -107,12 +145,14 @@ impl OurBranch {
             return None;
         }
         let p = PREFIX.len();
-        let worker = get_hex(&branch[p + 1..p + 3])? as u8;
-        let payload = get_hex(&branch[p + 3..p + 19])?;
+        let worker = unhex_digit(branch[p + 1])? << 4 | unhex_digit(branch[p + 2])?;
+        let high = unhex8(word_at(branch, p + 3)?)?;
+        let low = unhex8(word_at(branch, p + 11)?)?;
+        let payload = u64::from(high) << 32 | u64::from(low);
         if branch[p + 19] != b'.' {
             return None;
         }
-        let loop_hash = get_hex(&branch[p + 20..])? as u32;
+        let loop_hash = unhex8(word_at(branch, p + 20)?)?;
         let kind = match branch[p] {
             b'f' => BranchKind::Transaction {
                 index: (payload >> 32) as u32,
@@ -177,6 +217,61 @@ mod tests {
         }
         assert_eq!(OurBranch::decode(b"z9hG4bK776asdhds"), None);
         assert_eq!(OurBranch::decode(b""), None);
+    }
+
+    /// Byte at a time, as the grammar reads: the reference for the word-at-a-time codec.
+    fn reference_hex8(v: u32) -> [u8; 8] {
+        let mut out = [0u8; 8];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = HEX[((v >> (28 - 4 * i)) & 15) as usize];
+        }
+        out
+    }
+
+    fn reference_unhex8(s: &[u8; 8]) -> Option<u32> {
+        s.iter()
+            .try_fold(0u32, |v, &c| Some(v << 4 | u32::from(unhex_digit(c)?)))
+    }
+
+    #[test]
+    fn hex_words_agree_with_digit_at_a_time() {
+        // Values with every nibble at every position, and a spread of others.
+        let mut values = vec![0, u32::MAX, 0x0123_4567, 0x89ab_cdef, 0xfedc_ba98];
+        for pos in 0..8 {
+            for nib in 0..16u32 {
+                values.push(nib << (4 * pos));
+                values.push(!(nib << (4 * pos)));
+            }
+        }
+        let mut x = 0x9e37_79b9u32;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            values.push(x);
+        }
+        for v in values {
+            let text = hex8(v);
+            assert_eq!(text, reference_hex8(v), "{v:#x}");
+            assert_eq!(unhex8(&text), Some(v), "{v:#x}");
+        }
+    }
+
+    #[test]
+    fn a_hex_word_with_any_other_byte_is_refused() {
+        // Every byte value at every position of a valid word: accepted exactly when the
+        // byte-at-a-time reading accepts it, with the same value.
+        for base in [*b"00000000", *b"ffffffff", *b"0a1b2c3d", *b"9f9f9f9f"] {
+            for pos in 0..8 {
+                for c in 0..=255u8 {
+                    let mut w = base;
+                    w[pos] = c;
+                    assert_eq!(unhex8(&w), reference_unhex8(&w), "{w:?}");
+                }
+            }
+        }
+        // Upper case is not what we write, so not ours.
+        assert_eq!(unhex8(b"0000000A"), None);
     }
 
     #[test]
