@@ -19,6 +19,11 @@ all its variants, as an operator tuning it would run it.
 
     benches/lb/run.py            # fixed rate (1000 calls/s, 20000 calls, 5 reps) + sweep
     benches/lb/run.py --quick    # under two minutes: 1 rep of 3000 calls, short sweep
+    benches/lb/run.py --no-build --lb-bin A --alt-bin B --balancers sip-lb-1w,sip-lb-1w-alt --sweep ""
+                                 # two builds of sip-lb against each other, interleaved
+
+sip-lb variants by name: `-stateless`, `-1w` (one worker), `-linger` (`--linger-us 500`),
+`-alt` (the `--alt-bin` binary), in that order (`sip-lb-stateless-1w-alt`).
 
 Installs kamailio and sip-tester when missing (apt-get), refuses to start when a port is
 taken, bounds every run in count and time, and stops only the processes it started.
@@ -84,6 +89,8 @@ STOP_WAIT = 5
 # How long the caller waits for an expected message before the call fails (sipp's
 # -recv_timeout, seconds).
 RECV_TIMEOUT = 32
+# A second sip-lb binary for the balancers named ...-alt (--alt-bin).
+ALT_BIN = ""
 
 
 def stop(p, sig=signal.SIGTERM, wait=5):
@@ -234,7 +241,13 @@ class Balancer:
             if "-1w" in self.name:
                 # One worker: it sends from the listener and blocks in its receive.
                 args += ["--workers", "1"]
-            if self.name.endswith("-linger"):
+            if self.name.endswith("-alt"):
+                # The same options with another build (`--alt-bin`): an A/B of two builds
+                # in one run, interleaved like every other variant.
+                if not ALT_BIN:
+                    raise RuntimeError(f"{self.name} needs --alt-bin")
+                args[0] = ALT_BIN
+            if "-linger" in self.name:
                 # Receive coalescing: 500 us more latency per hop, fewer wake-ups.
                 args += ["--linger-us", "500"]
             self.proc = spawn(args + self.lb_args, log)
@@ -351,11 +364,15 @@ def main():
     ap.add_argument("--stop-wait", type=float, default=5,
                     help="seconds a balancer may take to exit after SIGTERM (a --lb-bin under valgrind needs more)")
     ap.add_argument("--lb-args", default="", help="extra sip-lb options, e.g. \"--workers 1\"")
+    ap.add_argument("--alt-bin", default="",
+                    help="a second sip-lb binary, run for the balancer names ending in -alt "
+                         "(sip-lb-1w-alt: the options of sip-lb-1w, this binary)")
     ap.add_argument("--lb-bin", default=os.path.join(ROOT, "target", "release", "sip-lb"),
                     help="the sip-lb binary (default: target/release/sip-lb, built first)")
     a = ap.parse_args()
-    global STOP_WAIT, RECV_TIMEOUT
+    global STOP_WAIT, RECV_TIMEOUT, ALT_BIN
     STOP_WAIT = a.stop_wait
+    ALT_BIN = a.alt_bin
     if a.quick:
         # A call that lost a message fails after 8 s instead of 32, so a failing sweep
         # step cannot hold the quick run for half a minute.
