@@ -189,6 +189,10 @@ pub struct Proxy {
     host_texts: Vec<(SocketAddr, String)>,
     /// `host:port` of every endpoint as our Via's sent-by writes it.
     sent_by_texts: Vec<Vec<u8>>,
+    /// What our Record-Route writes before its cookie, for every endpoint
+    /// (`sip:host:port[;transport=t];lr;lbd=`), kept only where the general reading of a
+    /// Route finds it ours (`Self::our_route_prefixes`).
+    rr_prefixes: Vec<Vec<u8>>,
 }
 
 fn hash_bytes(b: &[u8]) -> u64 {
@@ -234,7 +238,7 @@ impl Proxy {
         } else {
             Vec::new()
         };
-        Proxy {
+        let mut p = Proxy {
             cookie_key,
             cookie_tags: std::cell::RefCell::new(TagCache::default()),
             parse_options,
@@ -268,10 +272,40 @@ impl Proxy {
                 .chain(cfg.outbound.iter())
                 .map(|e| format!("{}:{}", e.host_text(), e.port()).into_bytes())
                 .collect(),
+            rr_prefixes: Vec::new(),
             dispatcher,
             calls,
             cfg,
+        };
+        p.rr_prefixes = p.our_route_prefixes();
+        p
+    }
+
+    /// The Record-Route text of every endpoint up to its cookie. A prefix is kept only
+    /// when the general reading of a Route (`Self::our_routes_general`) takes that Route,
+    /// with a cookie of hex digits, as ours with that cookie: the verbatim comparison then
+    /// never decides otherwise than the general reading would.
+    fn our_route_prefixes(&self) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for ep in self.cfg.listeners.iter().chain(self.cfg.outbound.iter()) {
+            let mut rr: Scratch = SmallVec::new();
+            write_rr(&mut rr, ep, self.host_of(ep), b"");
+            // `<` + prefix + `>`: the prefix is what lies between.
+            let Some(prefix) = rr.get(1..rr.len() - 1) else {
+                continue;
+            };
+            let sample = [b"<", prefix, b"0a>"].concat();
+            let Ok(na) = NameAddr::parse(&sample) else {
+                continue;
+            };
+            let agrees = na.uri().is_ok_and(|u| {
+                self.uri_is_us(&u) && u.param(COOKIE_PARAM) == Some(Some(&b"0a"[..]))
+            });
+            if agrees && !out.iter().any(|p| p.as_slice() == prefix) {
+                out.push(prefix.to_vec());
+            }
         }
+        out
     }
 
     /// The configuration.
@@ -635,6 +669,47 @@ impl Proxy {
     /// pass over the Route values).
     #[allow(clippy::type_complexity)]
     fn our_routes<'m>(
+        &self,
+        msg: &'m Message,
+    ) -> Result<(u8, Option<RouteCookie>, Option<NameAddr<'m>>), Refusal> {
+        // The usual in-dialog request carries one Route, the Record-Route we wrote, byte
+        // for byte: then only its cookie needs reading (no name-addr, no URI parse).
+        if msg.route_count() == 1
+            && let Some(text) = self.our_route_verbatim(msg)
+        {
+            let decoded = RouteCookie::decode_cached(
+                text,
+                &self.cookie_key,
+                &mut self.cookie_tags.borrow_mut(),
+            );
+            return match decoded {
+                Ok(c) => Ok((1, Some(c), None)),
+                Err(_) => Err(Refusal {
+                    code: 403,
+                    reason: "Invalid Route Cookie",
+                }),
+            };
+        }
+        self.our_routes_general(msg)
+    }
+
+    /// The cookie of the request's top Route when that Route is, byte for byte, what our
+    /// Record-Route writes (`<` + one of `rr_prefixes` + hex digits + `>`); `None` says
+    /// nothing (the general reading decides).
+    fn our_route_verbatim<'m>(&self, msg: &'m Message) -> Option<&'m [u8]> {
+        let (_, span) = msg.top_route_span()?;
+        let inner = msg.slice(span).strip_prefix(b"<")?.strip_suffix(b">")?;
+        let text = self
+            .rr_prefixes
+            .iter()
+            .find_map(|p| inner.strip_prefix(p.as_slice()))?;
+        (!text.is_empty() && text.iter().all(u8::is_ascii_hexdigit)).then_some(text)
+    }
+
+    /// [`Self::our_routes`] by parsing each Route value: any spelling of our address,
+    /// several Routes, parameters in any order.
+    #[allow(clippy::type_complexity)]
+    fn our_routes_general<'m>(
         &self,
         msg: &'m Message,
     ) -> Result<(u8, Option<RouteCookie>, Option<NameAddr<'m>>), Refusal> {
@@ -2343,4 +2418,118 @@ fn remove_route_values(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sip_dispatch::DestinationList;
+
+    fn proxy_with(listeners: Vec<LocalEndpoint>) -> Proxy {
+        let list = DestinationList::parse_kamailio("1 sip:127.0.0.1:5080\n").unwrap();
+        let cfg = ProxyConfig {
+            listeners,
+            cookie_key: b"test".to_vec(),
+            ..ProxyConfig::default()
+        };
+        Proxy::new(
+            cfg,
+            Arc::new(Dispatcher::new(list)),
+            Arc::new(CallTable::new()),
+        )
+    }
+
+    fn bye_with_routes(routes: &[&[u8]]) -> Option<Message> {
+        let mut text = b"BYE sip:bob@127.0.0.1:5080 SIP/2.0\r\n\
+            Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport\r\n"
+            .to_vec();
+        for r in routes {
+            text.extend_from_slice(b"Route: ");
+            text.extend_from_slice(r);
+            text.extend_from_slice(b"\r\n");
+        }
+        text.extend_from_slice(
+            b"Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>;tag=2\r\n\
+              Call-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        );
+        Message::parse(Bytes::from(text)).ok()
+    }
+
+    #[test]
+    fn our_route_read_verbatim_gives_what_the_general_reading_gives() {
+        let mut tcp = LocalEndpoint::new(Transport::Tcp, "127.0.0.1:5060".parse().unwrap());
+        tcp.advertise = Some("LB.Example.com".into());
+        let p = proxy_with(vec![
+            LocalEndpoint::new(Transport::Udp, "127.0.0.1:5060".parse().unwrap()),
+            tcp,
+            LocalEndpoint::new(Transport::Udp, "[::1]:5062".parse().unwrap()),
+        ]);
+        assert_eq!(
+            p.rr_prefixes.len(),
+            3,
+            "every endpoint's Record-Route is recognised"
+        );
+        let cookie = RouteCookie {
+            addr: "127.0.0.1:5080".parse().unwrap(),
+            transport: Transport::Udp,
+        }
+        .encode_cached(&p.cookie_key, &mut p.cookie_tags.borrow_mut());
+        let mut routes: Vec<Vec<u8>> = Vec::new();
+        for ep in p.cfg.listeners.iter() {
+            let mut rr: Scratch = SmallVec::new();
+            write_rr(&mut rr, ep, p.host_of(ep), cookie.as_bytes());
+            let rr = rr.to_vec();
+            // The Record-Route as written, then every way of changing it by one byte (a
+            // forged cookie, another host or port, a broken bracket), and a few spellings
+            // the general reading also takes.
+            routes.push(rr.clone());
+            for at in 0..rr.len() {
+                for c in [b'0', b'f', b'A', b'.', b';', b'>', b' ', b'x'] {
+                    let mut m = rr.clone();
+                    m[at] = c;
+                    routes.push(m);
+                }
+                let mut cut = rr.clone();
+                cut.remove(at);
+                routes.push(cut);
+            }
+            let text = String::from_utf8(rr.clone()).unwrap();
+            routes.push(text.to_uppercase().into_bytes());
+            routes.push(text.replace(";lr;", ";lr;foo=1;").into_bytes());
+            routes.push(format!("{text};x=1").into_bytes());
+            routes.push(text.replace('>', ";y>").into_bytes());
+            routes.push(text.replace("<sip:", "\"LB\" <sip:").into_bytes());
+        }
+        let mut verbatim = 0;
+        for r in &routes {
+            // A change the parser refuses never reaches the proxy's routing.
+            let Some(msg) = bye_with_routes(&[r]) else {
+                continue;
+            };
+            if p.our_route_verbatim(&msg).is_some() {
+                verbatim += 1;
+            }
+            assert_eq!(
+                p.our_routes(&msg),
+                p.our_routes_general(&msg),
+                "{}",
+                String::from_utf8_lossy(r)
+            );
+        }
+        // The Record-Routes as written, and the one-byte changes inside their cookies
+        // that keep it hex, took the verbatim path.
+        assert!(verbatim > 3, "{verbatim}");
+        let ok = bye_with_routes(&[&routes[0]]).unwrap();
+        assert_eq!(
+            p.our_routes(&ok),
+            Ok((
+                1,
+                Some(RouteCookie {
+                    addr: "127.0.0.1:5080".parse().unwrap(),
+                    transport: Transport::Udp,
+                }),
+                None
+            ))
+        );
+    }
 }
