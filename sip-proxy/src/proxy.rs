@@ -477,22 +477,28 @@ impl Proxy {
         retry_after: Option<u32>,
         extra: &[(&[u8], &[u8])],
     ) -> Bytes {
-        let seed = FieldHash::default()
-            .field(req.call_id().unwrap_or_default())
-            .field(req.from_tag().unwrap_or_default())
-            .field(req.top_via_branch().unwrap_or_default())
-            .finish();
-        let tag = OurBranch {
-            worker: self.cfg.worker,
-            kind: BranchKind::Stateless(seed),
-            loop_hash: 0,
-        }
-        .encode();
-        let tag = &tag.as_bytes()[crate::branch::PREFIX.len()..];
+        // A To tag of our own, the same for a retransmission; a 100 Trying and a request
+        // that has one already get none, so the hash is not computed for them (every
+        // INVITE gets a 100).
+        let tag = (code > 100 && req.to_tag().is_none()).then(|| {
+            let seed = FieldHash::default()
+                .field(req.call_id().unwrap_or_default())
+                .field(req.from_tag().unwrap_or_default())
+                .field(req.top_via_branch().unwrap_or_default())
+                .finish();
+            OurBranch {
+                worker: self.cfg.worker,
+                kind: BranchKind::Stateless(seed),
+                loop_hash: 0,
+            }
+            .encode()
+        });
         let mut b = ResponseBuilder::new(req, code, reason)
             .source(source)
-            .to_tag(tag)
             .header(b"Server", self.cfg.user_agent.as_bytes());
+        if let Some(t) = &tag {
+            b = b.to_tag(&t.as_bytes()[crate::branch::PREFIX.len()..]);
+        }
         for (n, v) in extra {
             b = b.header(n, v);
         }

@@ -383,6 +383,18 @@ fn no_usable_destination_is_503() {
     let last = Message::parse(out.last().unwrap().bytes.clone()).unwrap();
     assert_eq!(last.status_code(), Some(503));
     assert!(last.header(HeaderName::RetryAfter).is_some());
+    // Our final response carries a To tag of ours (the 100 Trying before it none), and
+    // the one the stateless path would give the same request is the same tag.
+    let trying = Message::parse(out[0].bytes.clone()).unwrap();
+    assert_eq!(trying.status_code(), Some(100));
+    assert_eq!(trying.to_tag(), None);
+    let tag = last.to_tag().expect("a To tag on our 503").to_vec();
+    assert!(tag.len() > 8, "{}", String::from_utf8_lossy(&tag));
+    let mut again = Net::new(config(Mode::Stateless), "1 sip:127.0.0.1:5080 4\n");
+    again.send(caller(), invite("c8", "z9hG4bKinv8"));
+    let other = again.expect_one(caller());
+    assert_eq!(other.status_code(), Some(503));
+    assert_eq!(other.to_tag(), Some(&tag[..]));
     net.drain_and_check();
 }
 
