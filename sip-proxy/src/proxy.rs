@@ -46,6 +46,50 @@ impl Hasher for PassThrough {
 
 type PassThroughMap<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
 
+/// A multiply-xorshift hasher for the map from a destination's address to the destination.
+/// That map holds only the configured destinations, so a key an attacker picks (a
+/// response's source, a cookie's address) cannot make it grow or collide in bulk: SipHash's
+/// protection is not needed there, and its cost (about 150 instructions per lookup) is.
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl AddrHasher {
+    fn mix(&mut self, word: u64) {
+        // The multiplication carries a difference only upwards; the shift brings the high
+        // half down again (an IPv6 address's last bytes land in the top of a word).
+        let x = (self.0 ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = x ^ (x >> 32);
+    }
+}
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.mix(u64::from(n));
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.mix(u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.mix(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+}
+
 /// Where a request goes next.
 #[derive(Clone, Debug)]
 struct NextHop {
@@ -178,7 +222,7 @@ pub struct Proxy {
     selection: Selection,
     scratch: Vec<Arc<Destination>>,
     index_snapshot: Option<Arc<Snapshot>>,
-    by_addr: HashMap<SocketAddr, Arc<Destination>>,
+    by_addr: HashMap<SocketAddr, Arc<Destination>, BuildHasherDefault<AddrHasher>>,
     next_probe: Option<Instant>,
     next_sweep: Option<Instant>,
     queue: VecDeque<((u32, u32), Instant)>,
@@ -253,7 +297,7 @@ impl Proxy {
             selection: Selection::default(),
             scratch: Vec::new(),
             index_snapshot: None,
-            by_addr: HashMap::new(),
+            by_addr: HashMap::default(),
             next_probe: None,
             next_sweep: None,
             queue: VecDeque::new(),
@@ -2459,6 +2503,30 @@ mod tests {
               Call-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
         );
         Message::parse(Bytes::from(text)).ok()
+    }
+
+    #[test]
+    fn destination_addresses_hash_apart() {
+        // Addresses as destination lists have them: neighbours in a subnet, a few ports,
+        // IPv6 too. A hasher that lost a field would put many on one value.
+        use std::hash::BuildHasher;
+        let build = BuildHasherDefault::<AddrHasher>::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut n = 0;
+        for host in 0..256u32 {
+            for port in [5060u16, 5061, 5080, 15060] {
+                let v4 = SocketAddr::from(([10, 0, (host >> 4) as u8, host as u8], port));
+                let v6 = SocketAddr::new(
+                    IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, host as u16]),
+                    port,
+                );
+                for a in [v4, v6] {
+                    seen.insert(build.hash_one(a));
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(seen.len(), n, "every address hashes to a value of its own");
     }
 
     #[test]
