@@ -755,8 +755,14 @@ impl Message {
 
     /// Every header line with this name (compact forms included), in order.
     pub fn headers_named(&self, name: HeaderName) -> impl Iterator<Item = HeaderField<'_>> + '_ {
-        self.headers()
-            .filter(move |h| h.name == name && name != HeaderName::Other)
+        // The name is compared on the raw entry: a field (its slices) is built only for
+        // the lines that match, not for every line passed over.
+        let known = name != HeaderName::Other;
+        self.headers
+            .iter()
+            .enumerate()
+            .filter(move |(_, h)| known && h.name == name)
+            .map(|(i, h)| self.field(i, h))
     }
 
     /// The value of the first header line with this name.
