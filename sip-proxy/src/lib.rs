@@ -93,6 +93,7 @@ pub mod config;
 pub mod cookie;
 pub mod output;
 mod proxy;
+mod recent;
 pub mod sanity;
 mod slab;
 mod timer;

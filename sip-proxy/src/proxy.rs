@@ -22,13 +22,14 @@ use crate::calls::CallTable;
 use crate::config::{LocalEndpoint, Mode, ProxyConfig};
 use crate::cookie::{COOKIE_PARAM, CookieKey, RouteCookie, TagCache};
 use crate::output::{DropReason, Event, FailoverCause, Origin, ProxyStats, Transmit, method_index};
+use crate::recent::RecentHops;
 use crate::sanity::{Refusal, check_request, reply_to_unparsable, unsupported_tags};
 use crate::slab::Slab;
 use crate::timer::TimerWheel;
 
 /// A hasher for keys that are already hashes.
 #[derive(Default)]
-struct PassThrough(u64);
+pub(crate) struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {
@@ -186,17 +187,6 @@ enum TimerRef {
     Client(u32, u32),
 }
 
-/// A stateless selection remembered so retransmissions, CANCEL and non-2xx ACK follow
-/// their INVITE (a direct-mapped cache: bounded memory, no allocation after start).
-#[derive(Clone, Debug)]
-struct Recent {
-    hash: u64,
-    hop: NextHop,
-    expires: Instant,
-}
-
-const RECENT_SLOTS: usize = 8192;
-
 /// The sans-IO SIP proxy: feed it messages and timeouts, poll it for messages to send,
 /// the next deadline and events. One per worker thread; workers share only the
 /// [`Dispatcher`] and the [`CallTable`].
@@ -216,7 +206,8 @@ pub struct Proxy {
     server_index: PassThroughMap<(u32, u32)>,
     clients: Slab<ClientTx>,
     timers: TimerWheel<TimerRef>,
-    recent: Vec<Option<Recent>>,
+    /// Stateless mode: where recent requests went (retransmissions, CANCEL, non-2xx ACK).
+    recent: RecentHops,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     selection: Selection,
@@ -277,11 +268,6 @@ impl Proxy {
             limits: cfg.limits,
             framing: Framing::Datagram,
         };
-        let recent = if cfg.mode == Mode::Stateless {
-            vec![None; RECENT_SLOTS]
-        } else {
-            Vec::new()
-        };
         let mut p = Proxy {
             cookie_key,
             cookie_tags: std::cell::RefCell::new(TagCache::default()),
@@ -291,7 +277,7 @@ impl Proxy {
             server_index: PassThroughMap::default(),
             clients: Slab::with_seed(cfg.instance),
             timers: TimerWheel::default(),
-            recent,
+            recent: RecentHops::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             selection: Selection::default(),
@@ -1114,11 +1100,14 @@ impl Proxy {
                 Ok((n, ..)) => n,
                 Err(r) => return self.refuse(&origin, msg, method, r),
             };
-            let slot = (h as usize) % RECENT_SLOTS;
-            let remembered = self.recent[slot]
-                .as_ref()
-                .filter(|r| r.hash == h && r.expires > now)
-                .map(|r| r.hop.clone());
+            let remembered = self.recent.get(h, now).and_then(|d| {
+                let t = d.target();
+                t.socket_addr.map(|addr| NextHop {
+                    addr,
+                    transport: t.transport,
+                    destination: Some(d.clone()),
+                })
+            });
             let hop = match remembered {
                 Some(hop) => hop,
                 None if method == Method::Ack => {
@@ -1130,11 +1119,10 @@ impl Proxy {
                         let Some(hop) = self.first_sendable() else {
                             return self.no_destination(&origin, msg);
                         };
-                        self.recent[slot] = Some(Recent {
-                            hash: h,
-                            hop: hop.clone(),
-                            expires: now + 64 * self.cfg.timers.t1,
-                        });
+                        if let Some(d) = &hop.destination {
+                            let expires = now + 64 * self.cfg.timers.t1;
+                            self.recent.insert(h, d.clone(), expires, now);
+                        }
                         hop
                     }
                     _ => return self.no_destination(&origin, msg),

@@ -435,6 +435,47 @@ fn stateless_retransmission_goes_to_the_same_destination() {
 }
 
 #[test]
+fn stateless_retransmission_and_cancel_follow_their_invite_under_load() {
+    // 4000 new calls a second for 5 s (20 000 INVITEs) in between: the CANCEL and the
+    // INVITE retransmissions of each of the first calls must still go where their INVITE
+    // went (round robin would send them elsewhere), every one of them.
+    let mut net = Net::with_backends(Mode::Stateless, 2);
+    let first: Vec<_> = (0..50)
+        .map(|i| {
+            let (cid, br) = (format!("early{i}"), format!("z9hG4bKearly{i}"));
+            net.send(caller(), invite(&cid, &br));
+            let out = net.out();
+            assert_eq!(out.len(), 1, "{}", describe(&out));
+            (cid, br, out[0].destination)
+        })
+        .collect();
+    for i in 0..20_000 {
+        if i % 4 == 0 {
+            net.advance(ms(1));
+        }
+        net.send(
+            caller(),
+            invite(&format!("load{i}"), &format!("z9hG4bKload{i}")),
+        );
+        net.out();
+    }
+    let mut wrong = 0;
+    for (cid, br, dest) in &first {
+        net.send(caller(), invite(cid, br));
+        let again = net.out();
+        net.send(caller(), request("CANCEL", cid, br, 1));
+        let cancel = net.out();
+        assert_eq!((again.len(), cancel.len()), (1, 1));
+        wrong += usize::from(again[0].destination != *dest);
+        wrong += usize::from(cancel[0].destination != *dest);
+    }
+    assert_eq!(
+        wrong, 0,
+        "retransmissions or CANCELs sent to another destination"
+    );
+}
+
+#[test]
 fn forged_cookie_is_refused() {
     let mut net = Net::with_backends(Mode::Stateful, 1);
     net.send(caller(), invite("f1", "z9hG4bKf1"));
