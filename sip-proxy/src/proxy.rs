@@ -99,6 +99,18 @@ struct NextHop {
     destination: Option<Arc<Destination>>,
 }
 
+impl NextHop {
+    /// The hop to a destination of the set (`None` while its address is unresolved).
+    fn to_destination(d: &Arc<Destination>) -> Option<NextHop> {
+        let t = d.target();
+        t.socket_addr.map(|addr| NextHop {
+            addr,
+            transport: t.transport,
+            destination: Some(d.clone()),
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ServerState {
     Proceeding,
@@ -1100,14 +1112,10 @@ impl Proxy {
                 Ok((n, ..)) => n,
                 Err(r) => return self.refuse(&origin, msg, method, r),
             };
-            let remembered = self.recent.get(h, now).and_then(|d| {
-                let t = d.target();
-                t.socket_addr.map(|addr| NextHop {
-                    addr,
-                    transport: t.transport,
-                    destination: Some(d.clone()),
-                })
-            });
+            let remembered = self
+                .recent
+                .get(h, now)
+                .and_then(|d| NextHop::to_destination(&d));
             let hop = match remembered {
                 Some(hop) => hop,
                 None if method == Method::Ack => {
@@ -1159,14 +1167,7 @@ impl Proxy {
     }
 
     fn first_sendable(&self) -> Option<NextHop> {
-        self.selection.iter().find_map(|d| {
-            let t = d.target();
-            t.socket_addr.map(|addr| NextHop {
-                addr,
-                transport: t.transport,
-                destination: Some(d.clone()),
-            })
-        })
+        self.selection.iter().find_map(NextHop::to_destination)
     }
 
     fn refuse(&mut self, origin: &Origin, msg: &Message, method: Method, r: Refusal) {
@@ -2074,6 +2075,9 @@ impl Proxy {
                 });
             }
             self.scratch = ended;
+            // Stateless selections past their time go even when no request comes to
+            // push them out (and the room of a burst is given back).
+            self.recent.expire(now);
             self.next_sweep = Some(now + Duration::from_secs(1));
         }
     }
@@ -2477,20 +2481,56 @@ mod tests {
         )
     }
 
-    fn bye_with_routes(routes: &[&[u8]]) -> Option<Message> {
+    /// A BYE with one Route, `None` when the parser refuses it.
+    fn bye_with_route(route: &[u8]) -> Option<Message> {
         let mut text = b"BYE sip:bob@127.0.0.1:5080 SIP/2.0\r\n\
-            Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport\r\n"
+            Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport\r\nRoute: "
             .to_vec();
-        for r in routes {
-            text.extend_from_slice(b"Route: ");
-            text.extend_from_slice(r);
-            text.extend_from_slice(b"\r\n");
-        }
+        text.extend_from_slice(route);
+        text.extend_from_slice(b"\r\n");
         text.extend_from_slice(
             b"Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>;tag=2\r\n\
               Call-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
         );
         Message::parse(Bytes::from(text)).ok()
+    }
+
+    #[test]
+    fn stateless_selections_go_when_their_time_is_up_with_no_traffic() {
+        let list = DestinationList::parse_kamailio("1 sip:127.0.0.1:5080\n").unwrap();
+        let lb: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let cfg = ProxyConfig {
+            mode: Mode::Stateless,
+            listeners: vec![LocalEndpoint::new(Transport::Udp, lb)],
+            cookie_key: b"test".to_vec(),
+            ..ProxyConfig::default()
+        };
+        let mut p = Proxy::new(
+            cfg,
+            Arc::new(Dispatcher::new(list)),
+            Arc::new(CallTable::new()),
+        );
+        let mut now = Instant::now();
+        p.start(now);
+        let caller = Origin::udp("127.0.0.1:5070".parse().unwrap(), lb);
+        for i in 0..100 {
+            let invite = format!(
+                "INVITE sip:svc@127.0.0.1:5060 SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-{i}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag={i}\r\n\
+                 To: <sip:svc@127.0.0.1>\r\nCall-ID: {i}@127.0.0.1\r\n\
+                 CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+            );
+            p.handle_datagram(now, caller, Bytes::from(invite));
+            while p.poll_transmit().is_some() {}
+        }
+        assert_eq!(p.recent.len(), 100);
+        // 64·T1 later, with nothing received, the timer alone clears them.
+        for _ in 0..40 {
+            now += Duration::from_secs(1);
+            p.handle_timeout(now);
+        }
+        assert_eq!(p.recent.len(), 0);
     }
 
     #[test]
@@ -2565,7 +2605,7 @@ mod tests {
         let mut verbatim = 0;
         for r in &routes {
             // A change the parser refuses never reaches the proxy's routing.
-            let Some(msg) = bye_with_routes(&[r]) else {
+            let Some(msg) = bye_with_route(r) else {
                 continue;
             };
             if p.our_route_verbatim(&msg).is_some() {
@@ -2581,7 +2621,7 @@ mod tests {
         // The Record-Routes as written, and the one-byte changes inside their cookies
         // that keep it hex, took the verbatim path.
         assert!(verbatim > 3, "{verbatim}");
-        let ok = bye_with_routes(&[&routes[0]]).unwrap();
+        let ok = bye_with_route(&routes[0]).unwrap();
         assert_eq!(
             p.our_routes(&ok),
             Ok((
