@@ -467,13 +467,14 @@ fn admin_metrics_state_and_check_config() {
 }
 
 /// Starts four slow backends (they answer an INVITE after 1.2 s, so it is retransmitted
-/// meanwhile) and a balancer in `mode` with `algorithm`, places `calls` calls, and returns
-/// for each backend the requests it received.
+/// meanwhile) and a balancer in `mode` with `algorithm`, places `calls` calls at `rate`
+/// new calls per second, and returns for each backend the requests it received.
 fn calls_through_slow_backends(
     name: &str,
     mode: &str,
     algorithm: &str,
     calls: u32,
+    rate: u32,
 ) -> Vec<Vec<(String, String)>> {
     let dir = TestDir::new(name);
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
@@ -505,7 +506,7 @@ fn calls_through_slow_backends(
         lb.addr,
         "uac.xml",
         calls,
-        20,
+        rate,
         "u1",
         &[],
         Duration::from_secs(40),
@@ -567,7 +568,7 @@ fn call_id_hash_keeps_retransmissions_and_in_dialog_requests_on_one_backend() {
     let _g = serial();
     for mode in ["stateful", "stateless"] {
         let seen =
-            calls_through_slow_backends(&format!("cidhash-{mode}"), mode, "call-id-hash", 60);
+            calls_through_slow_backends(&format!("cidhash-{mode}"), mode, "call-id-hash", 60, 20);
         let (spread, retransmissions) = one_backend_per_call(&seen, 60);
         // The slow answer made the INVITEs go twice (at least most of them), and the hash
         // spreads the calls over all four backends.
@@ -582,12 +583,28 @@ fn call_id_hash_keeps_retransmissions_and_in_dialog_requests_on_one_backend() {
 #[test]
 fn stateless_round_robin_sends_a_retransmitted_invite_where_the_original_went() {
     let _g = serial();
-    let seen = calls_through_slow_backends("stateless-retrans", "stateless", "round-robin", 40);
+    let seen = calls_through_slow_backends("stateless-retrans", "stateless", "round-robin", 40, 20);
     let (spread, retransmissions) = one_backend_per_call(&seen, 40);
     assert!(retransmissions >= 20, "{retransmissions} retransmissions");
     // Round robin over the calls, not over the datagrams: a retransmission does not
     // advance it (Kamailio's stateless round robin would send it to the next backend).
     assert_eq!(spread, vec![10, 10, 10, 10]);
+}
+
+/// The same at 200 new calls per second, 1000 calls: about 100 other calls start between
+/// an INVITE and its retransmission. The stateless memory of where each INVITE went used
+/// to be 8192 direct-mapped slots, where one of those overwrote the entry about once in
+/// 80 calls; the retransmission was then balanced again and went to another backend
+/// (about 9 of this test's calls, by that rate). Now an entry stays until its 32 s are
+/// over. (With the memory cut to 40 entries, so that entries go before their
+/// retransmission comes, this test fails on the first such call.)
+#[test]
+fn stateless_retransmissions_follow_their_invite_at_200_calls_per_second() {
+    let _g = serial();
+    let seen = calls_through_slow_backends("stateless-load", "stateless", "round-robin", 1000, 200);
+    let (spread, retransmissions) = one_backend_per_call(&seen, 1000);
+    assert!(retransmissions >= 500, "{retransmissions} retransmissions");
+    assert_eq!(spread, vec![250, 250, 250, 250]);
 }
 
 #[test]
