@@ -167,6 +167,21 @@ impl<T> TimerWheel<T> {
                 let i = self.slots.iter().position(|s| !s.is_empty());
                 self.next = i.map(|i| self.base + i as u64);
             }
+            // The slots before `next` hold no timer (`next` is at or before the first
+            // one), so the wheel passes them in one rotation instead of one slot per
+            // turn: a wheel whose only timer is 3 minutes ahead (Timer C) crossed 45 000
+            // slots one by one on the way. (They hold no room either, but for a slot
+            // left behind when an idle wheel restarted at the present: it comes round
+            // to the front again and gives its room back there.)
+            if let Some(n) = self.next
+                && n > self.base
+                && n <= due
+            {
+                let k = (n - self.base) as usize;
+                debug_assert!(self.slots.range(..k).all(Vec::is_empty));
+                self.slots.rotate_left(k);
+                self.base = n;
+            }
         }
         None
     }
@@ -231,6 +246,33 @@ mod tests {
         assert_eq!(order, [1, 5, 9, 500, 2000, 32_000]);
         assert_eq!(w.len(), 0);
         assert_eq!(w.next_deadline(), None);
+    }
+
+    #[test]
+    fn deadlines_stay_exact_across_long_runs_of_empty_slots() {
+        let t0 = Instant::now();
+        let mut w = TimerWheel::default();
+        let ms = Duration::from_millis;
+        // Timer C alone, 3 minutes ahead, and two near ones.
+        w.arm(t0, t0 + ms(180_000), "c");
+        w.arm(t0, t0 + ms(12), "a");
+        w.arm(t0, t0 + ms(500), "e");
+        assert_eq!(w.pop_due(t0 + ms(12)), Some("a"));
+        // Every slot is counted once through the rotation, so the deadlines stay exact.
+        assert_eq!(w.pop_due(t0 + ms(499)), None);
+        assert_eq!(w.pop_due(t0 + ms(500)), Some("e"));
+        assert_eq!(w.pop_due(t0 + ms(179_999)), None);
+        assert_eq!(w.next_deadline(), Some(t0 + ms(180_000)));
+        assert_eq!(w.pop_due(t0 + ms(180_000)), Some("c"));
+        assert_eq!(
+            w.base,
+            180_000 / 4,
+            "the wheel went to the slot of the timer"
+        );
+        // Armed again after the jump: slot indices still mean their ticks.
+        w.arm(t0 + ms(180_000), t0 + ms(180_040), "later");
+        assert_eq!(w.pop_due(t0 + ms(180_039)), None);
+        assert_eq!(w.pop_due(t0 + ms(180_040)), Some("later"));
     }
 
     #[test]
