@@ -352,6 +352,12 @@ impl Snapshot {
     pub fn set(&self, id: u32) -> Option<&DestinationSet> {
         self.sets.iter().find(|s| s.id == id)
     }
+    /// Unique in the process: two snapshots with one id are one snapshot. Compare it with
+    /// [`Dispatcher::snapshot_id`] to learn whether a snapshot kept from earlier is still
+    /// the current one.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
 }
 
 /// What a reload changed.
@@ -1008,6 +1014,15 @@ impl Dispatcher {
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// The [`Snapshot::id`] of the current snapshot: one atomic load, where
+    /// [`snapshot`](Self::snapshot) increments a reference count that every thread shares.
+    /// A thread that keeps a snapshot (or something built from one) checks it with this
+    /// and loads the snapshot again only after a reload. (During a reload it may still
+    /// see the previous id for a moment: the new snapshot is stored before its id.)
+    pub fn snapshot_id(&self) -> u64 {
+        self.current.load(Acquire)
     }
 
     /// Fills `out` with destinations of `set` for this request, best first, at most

@@ -858,12 +858,15 @@ impl Proxy {
     }
 
     fn destination_by_addr(&mut self, addr: SocketAddr) -> Option<Arc<Destination>> {
-        let snap = self.dispatcher.snapshot();
+        // The index is rebuilt after a reload only: while the snapshot it was built from
+        // is current, no reference count shared with the other workers is touched.
+        let current = self.dispatcher.snapshot_id();
         let fresh = self
             .index_snapshot
             .as_ref()
-            .is_some_and(|s| Arc::ptr_eq(s, &snap));
+            .is_some_and(|s| s.id() == current);
         if !fresh {
+            let snap = self.dispatcher.snapshot();
             self.by_addr.clear();
             for set in snap.sets() {
                 for d in set.destinations() {

@@ -923,3 +923,51 @@ fn received_and_rport_go_where_the_first_such_parameter_is() {
         assert_eq!(std::str::from_utf8(second).unwrap(), want, "{via}");
     }
 }
+
+/// A request routed by our cookie is accounted to its destination (outstanding until its
+/// final response), also to a destination that a reload added after the proxy had
+/// indexed the destinations by address.
+#[test]
+fn a_destination_added_by_a_reload_is_found_by_its_cookie() {
+    let mut net = Net::with_backends(Mode::Stateful, 1);
+    let call = |net: &mut Net, cid: &str, n: u32| -> (std::net::SocketAddr, Message) {
+        net.send(caller(), invite(cid, &format!("z9hG4bKinv{n}")));
+        let out = net.out();
+        let fwd = out.iter().find(|t| t.destination != caller()).unwrap();
+        let to = fwd.destination;
+        let fwd = Message::parse(fwd.bytes.clone()).unwrap();
+        net.send(to, respond(&fwd, 200, "OK"));
+        let ok = net.expect_one(caller());
+        net.send(
+            caller(),
+            in_dialog("ACK", &ok, &format!("z9hG4bKack{n}"), 1),
+        );
+        assert_eq!(net.expect_one(to).method(), Some(Method::Ack));
+        (to, ok)
+    };
+    // The first call's ACK, routed by its cookie, makes the proxy index the destinations.
+    let (to, _) = call(&mut net, "r1", 1);
+    assert_eq!(to, backend(0));
+    let report = net
+        .dispatcher
+        .reload(sip_dispatch::DestinationList::parse_kamailio(&list(2)).unwrap());
+    assert_eq!(report.added.len(), 1);
+    // Round robin gives one of the next two calls to the new destination.
+    let (mut to, mut ok) = call(&mut net, "r2", 2);
+    if to != backend(1) {
+        (to, ok) = call(&mut net, "r3", 3);
+    }
+    assert_eq!(to, backend(1));
+    net.send(caller(), in_dialog("BYE", &ok, "z9hG4bKbye2", 2));
+    let bye = net.expect_one(backend(1));
+    let added = net.dispatcher.snapshot().set(1).unwrap().destinations()[1].clone();
+    assert_eq!(
+        added.stats().outstanding,
+        1,
+        "the BYE is the new destination's"
+    );
+    net.send(backend(1), respond(&bye, 200, "OK"));
+    assert_eq!(net.expect_one(caller()).status_code(), Some(200));
+    assert_eq!(added.stats().outstanding, 0);
+    net.drain_and_check();
+}
