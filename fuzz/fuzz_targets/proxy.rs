@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
     )
     .unwrap();
     // Round robin needs no hash slot table; building one (65 536 slots scored per
-    // destination) took four fifths of every run.
+    // destination) took three quarters of every run.
     let options = DispatcherOptions { hash_slots: false, ..DispatcherOptions::default() };
     let dispatcher = Arc::new(Dispatcher::with_options(list, options));
     let cfg = ProxyConfig {
