@@ -120,45 +120,161 @@ pub(crate) fn run(s: &[u8], mut i: usize, class: u8) -> usize {
     i
 }
 
-/// Index of the first byte at or after `from` that is `b` or a control or space
-/// character (below `!`).
+/// Sixteen bytes at a time with SSE2: one comparison of the whole block and a mask of
+/// one bit per byte. SSE2 is part of the x86-64 baseline, so the code needs no detection
+/// at run time; elsewhere the searches use words of eight bytes only. (The compiler does
+/// not turn a plain loop over the block into these instructions: measured, such a loop
+/// made the INVITE's parse 8 436 instructions instead of 6 940.)
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(unsafe_code)]
+mod block {
+    use core::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+
+    /// A block of sixteen bytes in a vector register.
+    #[derive(Clone, Copy)]
+    pub(super) struct Block(__m128i);
+
+    impl Block {
+        /// The block `s[i..i + 16]`, if `s` holds it.
+        #[inline(always)]
+        pub(super) fn at(s: &[u8], i: usize) -> Option<Block> {
+            let c: &[u8; 16] = s.get(i..i + 16)?.try_into().ok()?;
+            // SAFETY: `c` is sixteen readable bytes; `loadu` has no alignment requirement;
+            // SSE2 is enabled (this module is compiled only where it is).
+            Some(Block(unsafe {
+                _mm_loadu_si128(c.as_ptr().cast::<__m128i>())
+            }))
+        }
+
+        /// Bit `k` set where byte `k` is `b`.
+        #[inline(always)]
+        pub(super) fn eq(self, b: u8) -> u32 {
+            // SAFETY: SSE2 register operations only, and SSE2 is enabled (see `at`).
+            unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(self.0, _mm_set1_epi8(b as i8))) as u32 }
+        }
+
+        /// Bit `k` set where byte `k` is `a` or `b`.
+        #[inline(always)]
+        pub(super) fn eq2(self, a: u8, b: u8) -> u32 {
+            // SAFETY: SSE2 register operations only, and SSE2 is enabled (see `at`).
+            unsafe {
+                let x = _mm_or_si128(
+                    _mm_cmpeq_epi8(self.0, _mm_set1_epi8(a as i8)),
+                    _mm_cmpeq_epi8(self.0, _mm_set1_epi8(b as i8)),
+                );
+                _mm_movemask_epi8(x) as u32
+            }
+        }
+
+        /// Bit `k` set where byte `k` is at most `n` (compared unsigned).
+        #[inline(always)]
+        pub(super) fn le(self, n: u8) -> u32 {
+            // SAFETY: SSE2 register operations only, and SSE2 is enabled (see `at`).
+            unsafe {
+                let m = _mm_min_epu8(self.0, _mm_set1_epi8(n as i8));
+                _mm_movemask_epi8(_mm_cmpeq_epi8(m, self.0)) as u32
+            }
+        }
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use block::Block;
+
+/// Where SSE2 is missing: no block stage, the searches start with words of eight.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[derive(Clone, Copy)]
+struct Block;
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+impl Block {
+    #[inline(always)]
+    fn at(_: &[u8], _: usize) -> Option<Block> {
+        None
+    }
+    #[inline(always)]
+    fn eq(self, _: u8) -> u32 {
+        0
+    }
+    #[inline(always)]
+    fn eq2(self, _: u8, _: u8) -> u32 {
+        0
+    }
+    #[inline(always)]
+    fn le(self, _: u8) -> u32 {
+        0
+    }
+}
+
+/// Index of the first byte at or after `from` that `byte` flags: sixteen bytes at a time
+/// that `block` flags, then a word of eight that `word` flags (exact for the lowest
+/// flagged byte), then byte by byte. The three must flag the same bytes.
 #[inline(always)]
-pub(crate) fn find_byte_or_ctl(s: &[u8], from: usize, b: u8) -> Option<usize> {
+fn find_flagged(
+    s: &[u8],
+    from: usize,
+    block: impl Fn(Block) -> u32,
+    word: impl Fn(u64) -> u64,
+    byte: impl Fn(u8) -> bool,
+) -> Option<usize> {
     let mut i = from;
-    while let Some(chunk) = s.get(i..i + 8) {
+    while let Some(b) = Block::at(s, i) {
+        let t = block(b);
+        if t != 0 {
+            return Some(i + t.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    if let Some(chunk) = s.get(i..i + 8) {
         let mut w = [0u8; 8];
         w.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(w);
-        let t = eq_mask(x, b) | lt_mask(x, b'!');
+        let t = word(u64::from_le_bytes(w));
         if t != 0 {
             return Some(i + (t.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
-    s.get(i..)?
-        .iter()
-        .position(|&c| c == b || c < b'!')
-        .map(|k| i + k)
+    s.get(i..)?.iter().position(|&c| byte(c)).map(|k| i + k)
+}
+
+/// Index of the first byte at or after `from` that is `b` or a control or space
+/// character (below `!`).
+#[inline(always)]
+pub(crate) fn find_byte_or_ctl(s: &[u8], from: usize, b: u8) -> Option<usize> {
+    find_flagged(
+        s,
+        from,
+        |v| v.eq(b) | v.le(b' '),
+        |x| eq_mask(x, b) | lt_mask(x, b'!'),
+        |c| c == b || c < b'!',
+    )
 }
 
 /// Index of the first `:` or LF at or after `from`.
 #[inline(always)]
 pub(crate) fn find_colon_or_lf(d: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while let Some(chunk) = d.get(i..i + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(w);
-        let t = eq_mask(x, b':') | eq_mask(x, b'\n');
-        if t != 0 {
-            return Some(i + (t.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    d.get(i..)?
-        .iter()
-        .position(|&b| b == b':' || b == b'\n')
-        .map(|k| i + k)
+    find_flagged(
+        d,
+        from,
+        |v| v.eq2(b':', b'\n'),
+        |x| eq_mask(x, b':') | eq_mask(x, b'\n'),
+        |c| c == b':' || c == b'\n',
+    )
+}
+
+/// Index of the first LF at or after `from`: where a header line ends.
+#[inline(always)]
+pub(crate) fn find_lf(d: &[u8], from: usize) -> Option<usize> {
+    find_flagged(
+        d,
+        from,
+        |v| v.eq(b'\n'),
+        |x| eq_mask(x, b'\n'),
+        |c| c == b'\n',
+    )
 }
 
 /// Index of the first `b` in `s` at or after `from`; for the short runs inside a header
@@ -451,6 +567,87 @@ mod tests {
             b"1234.1.1.1",
         ] {
             assert_eq!(ipv4(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    /// Bytes a block or word search could confuse with what it looks for: one bit or one
+    /// borrow away from LF, `:`, `!` and space, the top half, zero.
+    const TRICKY: [u8; 14] = [
+        b'a', 0x00, 0x09, 0x0b, 0x8a, 0x20, 0x21, 0x39, 0x3b, 0xba, 0x7f, 0x80, 0xff, b'\r',
+    ];
+
+    /// Checks `search` against `plain` on every buffer of up to 48 bytes made of one tricky
+    /// filler with up to two wanted bytes placed anywhere, from every start.
+    fn agrees(
+        wanted: &[u8],
+        search: impl Fn(&[u8], usize) -> Option<usize>,
+        plain: impl Fn(u8) -> bool,
+    ) {
+        let mut buf = Vec::new();
+        for len in 0..48 {
+            for &fill in &TRICKY {
+                for first in 0..=len {
+                    for &w in wanted {
+                        buf.clear();
+                        buf.resize(len, fill);
+                        if first < len {
+                            buf[first] = w;
+                        }
+                        // A second wanted byte later, so a search that skips the first is seen.
+                        if first + 3 < len {
+                            buf[first + 3] = wanted[0];
+                        }
+                        for from in 0..=len {
+                            let want = buf[from..].iter().position(|&c| plain(c)).map(|k| from + k);
+                            assert_eq!(search(&buf, from), want, "{buf:?} from {from}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn find_lf_agrees_with_a_plain_search() {
+        agrees(b"\n", find_lf, |c| c == b'\n');
+    }
+
+    #[test]
+    fn find_colon_or_lf_agrees_with_a_plain_search() {
+        agrees(b":\n", find_colon_or_lf, |c| c == b':' || c == b'\n');
+    }
+
+    #[test]
+    fn find_byte_or_ctl_agrees_with_a_plain_search() {
+        for b in [b';', b',', b'>', b'/'] {
+            agrees(
+                &[b, b' ', b'\t', 0x00, 0x1f],
+                |s, i| find_byte_or_ctl(s, i, b),
+                |c| c == b || c < b'!',
+            );
+        }
+    }
+
+    #[test]
+    fn searches_agree_on_every_byte_value_at_every_lane() {
+        // Each of the 256 byte values in each lane of a block and of the word after it.
+        for v in 0..=255u8 {
+            for at in 0..40 {
+                let mut buf = [b'a'; 40];
+                buf[at] = v;
+                let plain = |f: &dyn Fn(u8) -> bool| buf.iter().position(|&c| f(c));
+                assert_eq!(find_lf(&buf, 0), plain(&|c| c == b'\n'), "{v:#x} at {at}");
+                assert_eq!(
+                    find_colon_or_lf(&buf, 0),
+                    plain(&|c| c == b':' || c == b'\n'),
+                    "{v:#x} at {at}"
+                );
+                assert_eq!(
+                    find_byte_or_ctl(&buf, 0, b';'),
+                    plain(&|c| c == b';' || c < b'!'),
+                    "{v:#x} at {at}"
+                );
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ use smallvec::SmallVec;
 
 use crate::error::{ParseError, ParseErrorKind as E, ValueError, ValueErrorKind};
 use crate::header::HeaderName;
+use crate::lex::find_lf;
 use crate::limits::Limits;
 use crate::method::Method;
 use crate::name_addr::NameAddr;
@@ -137,29 +138,6 @@ impl Default for Message {
     fn default() -> Self {
         Message::empty()
     }
-}
-
-/// Index of the first LF at or after `from`. Header lines are short (tens of bytes), where
-/// scanning eight bytes at a time in a register beats a call into a vectorised search.
-#[inline(always)]
-fn find_lf(d: &[u8], from: usize) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const LF: u64 = LO * b'\n' as u64;
-    let mut i = from;
-    while let Some(chunk) = d.get(i..i + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(w) ^ LF;
-        // The lowest flagged byte is the first zero byte of `x` (borrows only flag bytes
-        // above a true zero).
-        let t = x.wrapping_sub(LO) & !x & HI;
-        if t != 0 {
-            return Some(i + (t.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    d.get(i..)?.iter().position(|&b| b == b'\n').map(|k| i + k)
 }
 
 #[inline]
@@ -1122,8 +1100,6 @@ fn check_request_uri(uri: &[u8]) -> Result<crate::uri::Uri<'_>, usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::find_lf;
-
     #[test]
     fn a_copied_message_has_the_same_parts_over_only_its_own_bytes() {
         let text = b"SIP/2.0 500 Oops\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKa\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 2\r\n\r\nhi";
@@ -1137,36 +1113,5 @@ mod tests {
         assert_eq!(c.top_via(), m.top_via());
         assert_eq!(c.body(), b"hi");
         assert_eq!(c.reason(), Some(&b"Oops"[..]));
-    }
-
-    #[test]
-    fn find_lf_agrees_with_a_plain_search() {
-        let mut buf = vec![b'a'; 70];
-        for lf in [
-            None,
-            Some(0),
-            Some(7),
-            Some(8),
-            Some(9),
-            Some(31),
-            Some(63),
-            Some(69),
-        ] {
-            buf.iter_mut().for_each(|b| *b = b'a');
-            if let Some(p) = lf {
-                buf[p] = b'\n';
-                buf[p.min(68) + 1] = b'\n';
-            }
-            for from in [0, 1, 5, 8, 40, 69, 70] {
-                let want = buf[from..]
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map(|k| from + k);
-                assert_eq!(find_lf(&buf, from), want, "lf {lf:?} from {from}");
-            }
-        }
-        // Bytes that differ from LF by one bit or by borrow are not LF.
-        let tricky = [0x0b, 0x8a, 0x09, 0x0a ^ 0x80, 0xff, 0x00, 0x01, 0x0b, b'\n'];
-        assert_eq!(find_lf(&tricky, 0), Some(8));
     }
 }

@@ -12,11 +12,11 @@
 //! 4475/5118 corpus) and the `parse_message` fuzz target: whenever the fast path returns a
 //! message, the reference parser returns exactly the same message.
 
-use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine, find_lf};
+use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine};
 use crate::header::HeaderName;
 use crate::lex::{
-    CALL_ID, DN_OK, Rel, TOKEN, find_byte, find_byte_or_ctl, find_colon_or_lf, param, params_go_on,
-    run,
+    CALL_ID, DN_OK, Rel, TOKEN, find_byte, find_byte_or_ctl, find_colon_or_lf, find_lf, param,
+    params_go_on, run,
 };
 use crate::method::Method;
 use crate::scan::{CommaSplit, count_values, is_lws, parse_u32, quoted_end, trim_lws_range};
