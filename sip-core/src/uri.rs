@@ -119,7 +119,7 @@ impl<'a> Uri<'a> {
         // One '@' at most (it ends the userinfo); no character whose place in a SIP URI
         // the fast path does not judge (escapes, headers, controls, ...).
         let mut at = None;
-        let mut k = lex::run(rest, 0, lex::URI_OK);
+        let mut k = lex::run_long(rest, 0, lex::URI_OK);
         if rest.get(k) == Some(&b'@') {
             at = Some(k);
             k = lex::run(rest, k + 1, lex::URI_OK);

@@ -16,7 +16,7 @@ use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine};
 use crate::header::HeaderName;
 use crate::lex::{
     CALL_ID, DN_OK, Rel, TOKEN, find_byte, find_byte_or_ctl, find_colon_or_lf, find_lf, param,
-    params_go_on, run,
+    params_go_on, run, run_long,
 };
 use crate::method::Method;
 use crate::scan::{CommaSplit, count_values, is_lws, parse_u32, quoted_end, trim_lws_range};
@@ -233,7 +233,7 @@ fn essential(
             ess.via_count = total as u16;
         }
         HeaderName::CallId => {
-            if ess.call_id.is_some() || v.is_empty() || run(v, 0, CALL_ID) != v.len() {
+            if ess.call_id.is_some() || v.is_empty() || run_long(v, 0, CALL_ID) != v.len() {
                 return None;
             }
             ess.call_id = Some(value);
