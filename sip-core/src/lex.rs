@@ -330,6 +330,24 @@ pub(crate) fn find_lf(d: &[u8], from: usize) -> Option<usize> {
     )
 }
 
+/// True when `n` is `lower` in any letter case; `lower` is up to eight lowercase ASCII
+/// letters (a parameter name such as `branch`). One folded word compare instead of a loop
+/// over the bytes: setting bit 5 of every byte is exact here, since only a letter's two
+/// cases have that letter's lowercase form.
+#[inline(always)]
+pub(crate) fn eq_lower_word<const N: usize>(n: &[u8], lower: &[u8; N]) -> bool {
+    const { assert!(N >= 1 && N <= 8) };
+    let Ok(a) = <&[u8; N]>::try_from(n) else {
+        return false;
+    };
+    let mut x = [0u8; 8];
+    let mut y = [0u8; 8];
+    x[..N].copy_from_slice(a);
+    y[..N].copy_from_slice(lower);
+    let fold = u64::MAX >> (64 - 8 * N) & 0x2020_2020_2020_2020;
+    u64::from_le_bytes(x) | fold == u64::from_le_bytes(y)
+}
+
 /// Index of the first `b` in `s` at or after `from`; for the short runs inside a header
 /// value, where a plain loop beats setting up a vectorised search.
 #[inline(always)]
@@ -857,5 +875,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn eq_lower_word_is_eq_ignore_ascii_case() {
+        fn check<const N: usize>(lower: &[u8; N]) {
+            let mut n = lower.to_vec();
+            for at in 0..N {
+                for v in 0..=255u8 {
+                    n[at] = v;
+                    assert_eq!(
+                        eq_lower_word(&n, lower),
+                        n.eq_ignore_ascii_case(lower),
+                        "{n:?}"
+                    );
+                }
+                n[at] = lower[at].to_ascii_uppercase();
+            }
+            assert!(eq_lower_word(&n, lower));
+            assert!(!eq_lower_word(&n[..N - 1], lower));
+            n.push(b'x');
+            assert!(!eq_lower_word(&n, lower));
+        }
+        check(b"branch");
+        check(b"received");
+        check(b"rport");
+        check(b"maddr");
+        check(b"ttl");
+        check(b"tag");
+        check(b"z");
     }
 }

@@ -133,17 +133,17 @@ impl<'a> Via<'a> {
             let n = &s[name.0..name.1];
             let val = value.map(|r| &s[r.0..r.1]);
             match n.len() {
-                6 if n.eq_ignore_ascii_case(b"branch") => {
+                6 if lex::eq_lower_word(n, b"branch") => {
                     if !all_token {
                         return None;
                     }
                     via.branch.get_or_insert(val?);
                 }
-                8 if n.eq_ignore_ascii_case(b"received") => {
+                8 if lex::eq_lower_word(n, b"received") => {
                     parse_received(val?)?;
                     via.received.get_or_insert(val?);
                 }
-                5 if n.eq_ignore_ascii_case(b"rport") => {
+                5 if lex::eq_lower_word(n, b"rport") => {
                     let v = match val {
                         None => None,
                         Some(v) => Some(lex::port(v)?),
@@ -153,8 +153,8 @@ impl<'a> Via<'a> {
                         via.rport_name = Some(n);
                     }
                 }
-                5 if n.eq_ignore_ascii_case(b"maddr") => return None,
-                3 if n.eq_ignore_ascii_case(b"ttl") => return None,
+                5 if lex::eq_lower_word(n, b"maddr") => return None,
+                3 if lex::eq_lower_word(n, b"ttl") => return None,
                 _ => {}
             }
             i = next;

@@ -368,7 +368,7 @@ fn name_addr(s: &[u8]) -> Option<(Option<Rel>, usize)> {
     let mut go_on = params_go_on(s, i)?;
     while go_on {
         let (name, value, _, next) = param(s, i)?;
-        if !seen && name.1 - name.0 == 3 && s[name.0..name.1].eq_ignore_ascii_case(b"tag") {
+        if !seen && crate::lex::eq_lower_word(&s[name.0..name.1], b"tag") {
             tag = value;
             seen = true;
         }
