@@ -15,8 +15,8 @@
 use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine};
 use crate::header::HeaderName;
 use crate::lex::{
-    CALL_ID, DN_OK, Rel, TOKEN, find_byte, find_byte_or_ctl, find_colon_or_lf, find_lf, param,
-    params_go_on, run, run_long,
+    CALL_ID, DN_OK, Rel, TOKEN, eq_lower_word, find_byte, find_byte_or_ctl, find_colon_or_lf,
+    find_lf, param, params_go_on, run, run_long,
 };
 use crate::method::Method;
 use crate::scan::{CommaSplit, count_values, is_lws, parse_u32, quoted_end, trim_lws_range};
@@ -368,7 +368,7 @@ fn name_addr(s: &[u8]) -> Option<(Option<Rel>, usize)> {
     let mut go_on = params_go_on(s, i)?;
     while go_on {
         let (name, value, _, next) = param(s, i)?;
-        if !seen && crate::lex::eq_lower_word(&s[name.0..name.1], b"tag") {
+        if !seen && eq_lower_word(&s[name.0..name.1], b"tag") {
             tag = value;
             seen = true;
         }
