@@ -62,23 +62,10 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
             msg.headers_end = pos as u32;
             break pos + 1;
         }
-        let colon = find_colon_or_lf(d, pos)?;
-        if d[colon] != b':' {
-            return None;
-        }
-        let mut name_end = colon;
-        while name_end > pos && matches!(d[name_end - 1], b' ' | b'\t') {
-            name_end -= 1;
-        }
-        let raw_name = &d[pos..name_end];
-        if raw_name.is_empty() {
-            return None;
-        }
-        // A known name is made of token characters by construction; check the others.
-        let name = HeaderName::from_bytes(raw_name);
-        if name == HeaderName::Other && run(raw_name, 0, TOKEN) != raw_name.len() {
-            return None;
-        }
+        let (name, name_end, colon) = match HeaderName::at_line_start(&d[pos..]) {
+            Some((name, n)) => (name, pos + n, pos + n),
+            None => other_name(d, pos)?,
+        };
         let value_from = colon + 1;
         let mut lf = find_lf(d, value_from)?;
         while matches!(d.get(lf + 1), Some(b' ' | b'\t')) {
@@ -115,6 +102,30 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
     };
     msg.body = Span::new(body_start, body_start + body_len);
     Some(())
+}
+
+/// The name of a line [`HeaderName::at_line_start`] did not recognise: `(name, end of
+/// the name, index of the colon)`.
+#[inline(never)]
+fn other_name(d: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
+    let colon = find_colon_or_lf(d, pos)?;
+    if d[colon] != b':' {
+        return None;
+    }
+    let mut name_end = colon;
+    while name_end > pos && matches!(d[name_end - 1], b' ' | b'\t') {
+        name_end -= 1;
+    }
+    let raw_name = &d[pos..name_end];
+    if raw_name.is_empty() {
+        return None;
+    }
+    // A known name is made of token characters by construction; check the others.
+    let name = HeaderName::from_bytes(raw_name);
+    if name == HeaderName::Other && run(raw_name, 0, TOKEN) != raw_name.len() {
+        return None;
+    }
+    Some((name, name_end, colon))
 }
 
 /// The value between the colon at `from - 1` and the LF at `lf`, without the white space
