@@ -294,11 +294,11 @@ fn pattern_matches(name: &[u8], h: HeaderName) -> bool {
 
 /// A known name followed directly by its colon (`Via:`, `content-length:`, any case), as a
 /// pattern over the first sixteen bytes of a header line: `(word | fold) & keep == word`,
-/// per eight-byte word. `len` counts the colon.
+/// per eight-byte word. `colon` is the colon's index.
 #[derive(Clone, Copy)]
 struct LinePattern {
     name: HeaderName,
-    len: u8,
+    colon: u8,
     fold: [u64; 2],
     keep: [u64; 2],
     word: [u64; 2],
@@ -310,7 +310,7 @@ const LINE_CANDIDATES: usize = 8;
 /// A pattern that matches nothing (its word has a bit its mask clears).
 const NO_LINE_PATTERN: LinePattern = LinePattern {
     name: HeaderName::Other,
-    len: 0,
+    colon: 0,
     fold: [0; 2],
     keep: [0; 2],
     word: [1; 2],
@@ -325,7 +325,7 @@ const fn line_pattern_of(h: HeaderName) -> Option<LinePattern> {
     }
     let mut p = LinePattern {
         name: h,
-        len: n as u8,
+        colon: s.len() as u8,
         fold: [0; 2],
         keep: [0; 2],
         word: [0; 2],
@@ -344,18 +344,17 @@ const fn line_pattern_of(h: HeaderName) -> Option<LinePattern> {
 }
 
 /// [`LinePattern`]s by the lowercased first letter, in declaration order (the usual
-/// headers first), then [`NO_LINE_PATTERN`]s.
-const LINE_PATTERNS: [[LinePattern; LINE_CANDIDATES]; 26] = {
-    let mut t = [[NO_LINE_PATTERN; LINE_CANDIDATES]; 26];
-    let mut used = [0usize; 26];
+/// headers first), then [`NO_LINE_PATTERN`]s; and how many there are.
+const LINE_PATTERNS: [([LinePattern; LINE_CANDIDATES], usize); 26] = {
+    let mut t = [([NO_LINE_PATTERN; LINE_CANDIDATES], 0); 26];
     let mut i = 0;
     while i < HeaderName::ALL.len() {
         let h = HeaderName::ALL[i];
         if let Some(p) = line_pattern_of(h) {
             let l = (h.as_str().as_bytes()[0].to_ascii_lowercase() - b'a') as usize;
             // (A compile error if a letter has more candidates than slots.)
-            t[l][used[l]] = p;
-            used[l] += 1;
+            t[l].0[t[l].1] = p;
+            t[l].1 += 1;
         }
         i += 1;
     }
@@ -379,21 +378,17 @@ impl HeaderName {
             return (h != HeaderName::Other).then_some((h, 1));
         }
         let l = (head[0] | 0x20).wrapping_sub(b'a');
-        let candidates = LINE_PATTERNS.get(l as usize)?;
+        let (candidates, n) = LINE_PATTERNS.get(l as usize)?;
         let (w0, w1) = head.split_at(8);
         let w0 = u64::from_le_bytes(w0.try_into().unwrap_or([0; 8]));
         let w1 = u64::from_le_bytes(w1.try_into().unwrap_or([0; 8]));
-        for p in candidates {
-            if (w0 | p.fold[0]) & p.keep[0] == p.word[0]
-                && (w1 | p.fold[1]) & p.keep[1] == p.word[1]
-            {
-                return Some((p.name, p.len as usize - 1));
-            }
-            if p.len == 0 {
-                return None;
-            }
-        }
-        None
+        candidates
+            .get(..*n)?
+            .iter()
+            .find(|p| {
+                (w0 | p.fold[0]) & p.keep[0] == p.word[0] && (w1 | p.fold[1]) & p.keep[1] == p.word[1]
+            })
+            .map(|p| (p.name, p.colon as usize))
     }
 }
 

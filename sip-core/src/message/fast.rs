@@ -132,6 +132,27 @@ fn other_name(d: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
 /// around it: one space and a CR in the usual case, any LWS otherwise.
 #[inline(always)]
 fn trim_value(d: &[u8], from: usize, lf: usize) -> Span {
+    // The usual line, `: value\r\n`: one space, a value that starts and ends with a
+    // visible byte, a CR.
+    if let Some(v) = d.get(from..lf) {
+        let (v, a) = match v {
+            [b' ', rest @ ..] => (rest, from + 1),
+            _ => (v, from),
+        };
+        let v = v.strip_suffix(b"\r").unwrap_or(v);
+        if let (Some(&first), Some(&last)) = (v.first(), v.last())
+            && first > b' '
+            && last > b' '
+        {
+            return Span::new(a, a + v.len());
+        }
+    }
+    trim_value_slow(d, from, lf)
+}
+
+/// [`trim_value`] for any line.
+#[inline(never)]
+fn trim_value_slow(d: &[u8], from: usize, lf: usize) -> Span {
     let (mut a, mut b) = (from, lf);
     if b > a && d[b - 1] == b'\r' {
         b -= 1;
