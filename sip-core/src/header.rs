@@ -386,7 +386,8 @@ impl HeaderName {
             .get(..*n)?
             .iter()
             .find(|p| {
-                (w0 | p.fold[0]) & p.keep[0] == p.word[0] && (w1 | p.fold[1]) & p.keep[1] == p.word[1]
+                (w0 | p.fold[0]) & p.keep[0] == p.word[0]
+                    && (w1 | p.fold[1]) & p.keep[1] == p.word[1]
             })
             .map(|p| (p.name, p.colon as usize))
     }

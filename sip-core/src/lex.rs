@@ -508,33 +508,43 @@ fn has_dot_dot_words(name: &[u8]) -> bool {
 }
 
 /// A dotted quad at the start of `s` (four parts of 1 to 3 digits, each at most 255) and
-/// where it ends; `None` when `s` does not start with one.
+/// where it ends; `None` when `s` does not start with one. A fourth digit ends a part
+/// as any other byte does (then a dot is missing, or the host goes on after the quad).
 #[inline]
 fn dotted_quad_prefix(s: &[u8]) -> Option<(Ipv4Addr, usize)> {
-    let mut o = [0u8; 4];
-    let mut i = 0;
-    for (part, octet) in o.iter_mut().enumerate() {
-        if part > 0 {
-            if s.get(i) != Some(&b'.') {
-                return None;
-            }
-            i += 1;
-        }
-        let mut v = 0u32;
-        let start = i;
-        while let Some(&b) = s.get(i) {
-            if !b.is_ascii_digit() || i - start == 3 {
-                break;
-            }
-            v = v * 10 + u32::from(b - b'0');
-            i += 1;
-        }
-        if i == start || v > 255 {
-            return None;
-        }
-        *octet = v as u8;
-    }
-    Some((Ipv4Addr::from(o), i))
+    let (a, i) = octet(s, 0)?;
+    let (b, i) = octet(s, dot(s, i)?)?;
+    let (c, i) = octet(s, dot(s, i)?)?;
+    let (d, i) = octet(s, dot(s, i)?)?;
+    Some((Ipv4Addr::new(a, b, c, d), i))
+}
+
+/// The index after the dot at `s[i]`.
+#[inline(always)]
+fn dot(s: &[u8], i: usize) -> Option<usize> {
+    (s.get(i) == Some(&b'.')).then_some(i + 1)
+}
+
+/// The value of the digit at `s[i]`.
+#[inline(always)]
+fn digit_at(s: &[u8], i: usize) -> Option<u32> {
+    let d = u32::from(s.get(i)?.wrapping_sub(b'0'));
+    (d < 10).then_some(d)
+}
+
+/// One to three digits at `s[i]` worth at most 255, and the index after them.
+#[inline(always)]
+fn octet(s: &[u8], i: usize) -> Option<(u8, usize)> {
+    let d0 = digit_at(s, i)?;
+    let Some(d1) = digit_at(s, i + 1) else {
+        return Some((d0 as u8, i + 1));
+    };
+    let Some(d2) = digit_at(s, i + 2) else {
+        return Some((d0 as u8 * 10 + d1 as u8, i + 2));
+    };
+    u8::try_from(d0 * 100 + d1 * 10 + d2)
+        .ok()
+        .map(|v| (v, i + 3))
 }
 
 /// Dotted-quad IPv4: four parts of 1 to 3 digits, each at most 255.
