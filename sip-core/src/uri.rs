@@ -130,7 +130,8 @@ impl<'a> Uri<'a> {
         let (user, password, hp) = match at {
             Some(a) => {
                 let userinfo = &rest[..a];
-                let (user, password) = match memchr::memchr(b':', userinfo) {
+                // (A user part is short: a plain loop, not a search's set-up.)
+                let (user, password) = match userinfo.iter().position(|&b| b == b':') {
                     Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
                     None => (userinfo, None),
                 };
