@@ -87,80 +87,9 @@ impl<'a> Via<'a> {
     }
 
     /// The fast path on the first via-parm of a header value: the Via and where it ends
-    /// (the end of `s`, or the comma before the next via-parm). The parse pass of
-    /// `Message` uses it on the top Via.
+    /// (the end of `s`, or the comma before the next via-parm).
     pub(crate) fn parse_fast_prefix(s: &'a [u8]) -> Option<(Via<'a>, usize)> {
-        if !s.starts_with(b"SIP/2.0/") {
-            return None;
-        }
-        let t = lex::run(s, 8, lex::TOKEN);
-        if t == 8 || s.get(t) != Some(&b' ') {
-            return None;
-        }
-        let h0 = t + 1;
-        let (host, hlen) = lex::host(s.get(h0..)?)?;
-        let mut i = h0 + hlen;
-        let mut port = None;
-        if s.get(i) == Some(&b':') {
-            let p1 = lex::run(s, i + 1, lex::DIGIT);
-            port = Some(lex::port(&s[i + 1..p1])?);
-            i = p1;
-        }
-        let mut via = Via {
-            protocol_name: &s[0..3],
-            protocol_version: &s[4..7],
-            transport_raw: &s[8..t],
-            host,
-            host_raw: &s[h0..h0 + hlen],
-            port,
-            params: &s[i..],
-            params_offset: i,
-            branch: None,
-            received: None,
-            rport: None,
-            rport_name: None,
-            maddr: None,
-            ttl: None,
-        };
-        while i < s.len() {
-            if s[i] == b',' {
-                break;
-            }
-            if s[i] != b';' {
-                return None;
-            }
-            let (name, value, all_token, next) = lex::param(s, i)?;
-            let n = &s[name.0..name.1];
-            let val = value.map(|r| &s[r.0..r.1]);
-            match n.len() {
-                6 if lex::eq_lower_word(n, b"branch") => {
-                    if !all_token {
-                        return None;
-                    }
-                    via.branch.get_or_insert(val?);
-                }
-                8 if lex::eq_lower_word(n, b"received") => {
-                    parse_received(val?)?;
-                    via.received.get_or_insert(val?);
-                }
-                5 if lex::eq_lower_word(n, b"rport") => {
-                    let v = match val {
-                        None => None,
-                        Some(v) => Some(lex::port(v)?),
-                    };
-                    if via.rport.is_none() {
-                        via.rport = Some(v);
-                        via.rport_name = Some(n);
-                    }
-                }
-                5 if lex::eq_lower_word(n, b"maddr") => return None,
-                3 if lex::eq_lower_word(n, b"ttl") => return None,
-                _ => {}
-            }
-            i = next;
-        }
-        via.params = &s[via.params_offset..i];
-        Some((via, i))
+        ViaSpans::parse_fast_prefix(s, 0).map(|(spans, end)| (spans.view(s), end))
     }
 
     /// Only the reference parser of [`Via::parse`], which knows the whole grammar.
@@ -453,6 +382,89 @@ impl ViaSpans {
             maddr: via.maddr.map(at),
             ttl: via.ttl,
         }
+    }
+
+    /// [`Via::parse_fast_prefix`] on `d[v0..]`, written as positions in `d` (the parse
+    /// pass of `Message` keeps the top Via so, without building the `Via` first); the
+    /// end is relative to `v0`.
+    #[inline]
+    pub(crate) fn parse_fast_prefix(d: &[u8], v0: usize) -> Option<(ViaSpans, usize)> {
+        let s = d.get(v0..)?;
+        let at = |a: usize, b: usize| Span::new(v0 + a, v0 + b);
+        if !s.starts_with(b"SIP/2.0/") {
+            return None;
+        }
+        let t = lex::run(s, 8, lex::TOKEN);
+        if t == 8 || s.get(t) != Some(&b' ') {
+            return None;
+        }
+        let h0 = t + 1;
+        let (host, hlen) = lex::host(s.get(h0..)?)?;
+        let mut i = h0 + hlen;
+        let mut port = None;
+        if s.get(i) == Some(&b':') {
+            let p1 = lex::run(s, i + 1, lex::DIGIT);
+            port = Some(lex::port(&s[i + 1..p1])?);
+            i = p1;
+        }
+        let params_offset = i;
+        let mut via = ViaSpans {
+            params_offset: params_offset as u32,
+            protocol_name: at(0, 3),
+            protocol_version: at(4, 7),
+            transport_raw: at(8, t),
+            host: HostSpan::of(host, d),
+            host_raw: at(h0, h0 + hlen),
+            port,
+            params: at(i, i),
+            branch: None,
+            received: None,
+            rport: None,
+            rport_name: None,
+            maddr: None,
+            ttl: None,
+        };
+        while i < s.len() {
+            if s[i] == b',' {
+                break;
+            }
+            if s[i] != b';' {
+                return None;
+            }
+            let (name, value, all_token, next) = lex::param(s, i)?;
+            let n = &s[name.0..name.1];
+            let val = value.map(|r| &s[r.0..r.1]);
+            match n.len() {
+                6 if lex::eq_lower_word(n, b"branch") => {
+                    if !all_token {
+                        return None;
+                    }
+                    let r = value?;
+                    via.branch.get_or_insert(at(r.0, r.1));
+                }
+                8 if lex::eq_lower_word(n, b"received") => {
+                    parse_received(val?)?;
+                    let r = value?;
+                    via.received.get_or_insert(at(r.0, r.1));
+                }
+                5 if lex::eq_lower_word(n, b"rport") => {
+                    let v = match val {
+                        None => None,
+                        Some(v) => Some(lex::port(v)?),
+                    };
+                    if via.rport.is_none() {
+                        via.rport = Some(v);
+                        via.rport_name = Some(at(name.0, name.1));
+                    }
+                }
+                5 if lex::eq_lower_word(n, b"maddr") => return None,
+                3 if lex::eq_lower_word(n, b"ttl") => return None,
+                _ => {}
+            }
+            i = next;
+        }
+        via.params = at(params_offset, i);
+        Some((via, i))
     }
 
     /// The `Via` again, borrowing from `base` (the text [`ViaSpans::of`] was given).

@@ -22,7 +22,7 @@ use crate::method::Method;
 use crate::scan::{CommaSplit, count_values, is_lws, parse_u32, quoted_end, trim_lws_range};
 use crate::span::Span;
 use crate::uri::{Uri, UriSpans};
-use crate::via::{Via, ViaSpans};
+use crate::via::ViaSpans;
 
 /// Parses `d` if it has the usual shape; `None` means "ask the reference parser".
 /// The returned message has an empty buffer; the caller puts the `Bytes` in.
@@ -247,13 +247,9 @@ fn essential(
     match name {
         HeaderName::Via => {
             let n = if ess.top_via.is_none() {
-                let (via, end) = Via::parse_fast_prefix(v)?;
+                let (via, end) = ViaSpans::parse_fast_prefix(&d[..vstart + v.len()], vstart)?;
                 let n = 1 + rest_count(v, end)?;
-                ess.top_via = Some((
-                    index,
-                    Span::new(vstart, vstart + end),
-                    ViaSpans::of(&via, d),
-                ));
+                ess.top_via = Some((index, Span::new(vstart, vstart + end), via));
                 n
             } else {
                 count_values(v)
