@@ -43,8 +43,7 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
     if d.len() > limits.max_message_size as usize {
         return None;
     }
-    let (start, headers_start) = start_line(d, opts)?;
-    msg.start = start;
+    let headers_start = start_line(d, opts, &mut msg.start)?;
     msg.headers_start = headers_start as u32;
     let max_headers = limits.max_headers.min(u16::MAX as u32) as usize;
     let max_line = limits.max_line_length as usize;
@@ -174,7 +173,9 @@ fn trim_value_slow(d: &[u8], from: usize, lf: usize) -> Span {
 }
 
 /// `Method SP sip-uri SP SIP/2.0 CRLF` or `SIP/2.0 SP code SP reason CRLF`.
-fn start_line(d: &[u8], opts: &ParseOptions) -> Option<(StartLine, usize)> {
+/// Writes it into `start` (in place: it is about a hundred bytes) and returns where the
+/// headers start.
+fn start_line(d: &[u8], opts: &ParseOptions, start: &mut StartLine) -> Option<usize> {
     let limits = &opts.limits;
     let lf = find_lf(d, 0)?;
     let end = if lf > 0 && d[lf - 1] == b'\r' {
@@ -196,13 +197,11 @@ fn start_line(d: &[u8], opts: &ParseOptions) -> Option<(StartLine, usize)> {
             return None;
         }
         let r = (8 + 4).min(line.len());
-        return Some((
-            StartLine::Response {
-                code,
-                reason: Span::new(r, end),
-            },
-            lf + 1,
-        ));
+        *start = StartLine::Response {
+            code,
+            reason: Span::new(r, end),
+        };
+        return Some(lf + 1);
     }
     let m = run(line, 0, TOKEN);
     if m == 0 || line.get(m) != Some(&b' ') {
@@ -219,15 +218,13 @@ fn start_line(d: &[u8], opts: &ParseOptions) -> Option<(StartLine, usize)> {
         return None;
     }
     let parsed = Uri::parse_fast(uri)?;
-    Some((
-        StartLine::Request {
-            method: Method::from_bytes(&line[..m]),
-            method_span: Span::new(0, m),
-            uri: Span::new(u0, u1),
-            parsed_uri: UriSpans::of(&parsed, d),
-        },
-        lf + 1,
-    ))
+    *start = StartLine::Request {
+        method: Method::from_bytes(&line[..m]),
+        method_span: Span::new(0, m),
+        uri: Span::new(u0, u1),
+        parsed_uri: UriSpans::of(&parsed, d),
+    };
+    Some(lf + 1)
 }
 
 /// The proxy-essential fields of one known header, as `Message::locate_essential`
