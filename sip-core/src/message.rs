@@ -274,13 +274,13 @@ impl Message {
     /// §8.1.1.5; extension methods compared as written).
     fn cseq_mismatch(&self, d: &[u8]) -> Option<usize> {
         let (
-            StartLine::Request {
+            &StartLine::Request {
                 method,
                 method_span,
                 ..
             },
-            Some((_, cm, cspan)),
-        ) = (self.start, self.ess.cseq)
+            &Some((_, cm, cspan)),
+        ) = (&self.start, &self.ess.cseq)
         else {
             return None;
         };
