@@ -68,6 +68,7 @@ if [ "$group" = all ] || [ "$group" = parse ]; then
   for m in $messages; do
     per "parse $m" 10000 30000 -- parse "$m"
   done
+  per "parse invite, in place" 10000 30000 -- parse-in-place invite
   per "httparse, its header block" 10000 30000 -- httparse-invite
 fi
 if [ "$group" = all ] || [ "$group" = select ]; then

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo bench -p sip-lb-benches --bench count -- parse invite 20000
+//! cargo bench -p sip-lb-benches --bench count -- parse-in-place invite 20000
 //! cargo bench -p sip-lb-benches --bench count --features peers -- parse-peer rsipstack invite 20000
 //! cargo bench -p sip-lb-benches --bench count -- httparse-invite 20000
 //! cargo bench -p sip-lb-benches --bench count -- select call-id-hash 16 10000
@@ -20,7 +21,7 @@ use sip_proxy::Mode;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: count parse MESSAGE N | parse-peer rsipstack|sipx-sip|rsip MESSAGE N (feature peers) | httparse-invite N | select ALGORITHM DESTINATIONS N | call stateful|stateless N\n\
+        "usage: count parse MESSAGE N | parse-in-place MESSAGE N | parse-peer rsipstack|sipx-sip|rsip MESSAGE N (feature peers) | httparse-invite N | select ALGORITHM DESTINATIONS N | call stateful|stateless N\n\
          MESSAGE: invite|200-record-route|ack|bye|register|deep-via"
     );
     std::process::exit(2)
@@ -50,6 +51,12 @@ fn main() {
             let b = message(args.get(1));
             for _ in 0..num(2) {
                 black_box(messages::parse_essentials(black_box(&b)));
+            }
+        }
+        Some("parse-in-place") => {
+            let b = message(args.get(1));
+            for _ in 0..num(2) {
+                black_box(messages::parse_essentials_in_place(black_box(&b)));
             }
         }
         #[cfg(feature = "peers")]
