@@ -89,7 +89,9 @@ impl<'a> Via<'a> {
     /// The fast path on the first via-parm of a header value: the Via and where it ends
     /// (the end of `s`, or the comma before the next via-parm).
     pub(crate) fn parse_fast_prefix(s: &'a [u8]) -> Option<(Via<'a>, usize)> {
-        ViaSpans::parse_fast_prefix(s, 0).map(|(spans, end)| (spans.view(s), end))
+        let mut spans = ViaSpans::default();
+        let end = ViaSpans::parse_fast_prefix(s, 0, &mut spans)?;
+        Some((spans.view(s), end))
     }
 
     /// Only the reference parser of [`Via::parse`], which knows the whole grammar.
@@ -360,6 +362,28 @@ pub(crate) struct ViaSpans {
     ttl: Option<u8>,
 }
 
+impl Default for ViaSpans {
+    /// No Via: every span empty, the host `0.0.0.0`.
+    fn default() -> ViaSpans {
+        ViaSpans {
+            params_offset: 0,
+            protocol_name: Span::default(),
+            protocol_version: Span::default(),
+            transport_raw: Span::default(),
+            host: HostSpan::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            host_raw: Span::default(),
+            port: None,
+            params: Span::default(),
+            branch: None,
+            received: None,
+            rport: None,
+            rport_name: None,
+            maddr: None,
+            ttl: None,
+        }
+    }
+}
+
 impl ViaSpans {
     /// The positions of `via`, whose slices all lie in `base`.
     #[inline(always)]
@@ -384,11 +408,12 @@ impl ViaSpans {
         }
     }
 
-    /// [`Via::parse_fast_prefix`] on `d[v0..]`, written as positions in `d` (the parse
-    /// pass of `Message` keeps the top Via so, without building the `Via` first); the
-    /// end is relative to `v0`.
+    /// [`Via::parse_fast_prefix`] on `d[v0..]`, written into `via` as positions in `d`
+    /// (the parse pass of `Message` keeps the top Via so, in place, without building a
+    /// `Via` first); returns the end, relative to `v0`. On `None`, `via` holds whatever
+    /// was read so far.
     #[inline]
-    pub(crate) fn parse_fast_prefix(d: &[u8], v0: usize) -> Option<(ViaSpans, usize)> {
+    pub(crate) fn parse_fast_prefix(d: &[u8], v0: usize, via: &mut ViaSpans) -> Option<usize> {
         let s = d.get(v0..)?;
         let at = |a: usize, b: usize| Span::new(v0 + a, v0 + b);
         if !s.starts_with(b"SIP/2.0/") {
@@ -408,7 +433,7 @@ impl ViaSpans {
             i = p1;
         }
         let params_offset = i;
-        let mut via = ViaSpans {
+        *via = ViaSpans {
             params_offset: params_offset as u32,
             protocol_name: at(0, 3),
             protocol_version: at(4, 7),
@@ -464,7 +489,7 @@ impl ViaSpans {
             i = next;
         }
         via.params = at(params_offset, i);
-        Some((via, i))
+        Some(i)
     }
 
     /// The `Via` again, borrowing from `base` (the text [`ViaSpans::of`] was given).

@@ -244,9 +244,13 @@ fn essential(
     match name {
         HeaderName::Via => {
             let n = if ess.top_via.is_none() {
-                let (via, end) = ViaSpans::parse_fast_prefix(&d[..vstart + v.len()], vstart)?;
+                let end = ViaSpans::parse_fast_prefix(
+                    &d[..vstart + v.len()],
+                    vstart,
+                    &mut ess.top_via_parsed,
+                )?;
                 let n = 1 + rest_count(v, end)?;
-                ess.top_via = Some((index, Span::new(vstart, vstart + end), via));
+                ess.top_via = Some((index, Span::new(vstart, vstart + end)));
                 n
             } else {
                 count_values(v)
