@@ -108,64 +108,9 @@ impl<'a> Uri<'a> {
     /// tests and fuzzing, which check that the two agree.
     #[doc(hidden)]
     pub fn parse_fast(s: &'a [u8]) -> Option<Uri<'a>> {
-        let (scheme, colon) = if s.starts_with(b"sip:") {
-            (Scheme::Sip, 3)
-        } else if s.starts_with(b"sips:") {
-            (Scheme::Sips, 4)
-        } else {
-            return None;
-        };
-        let rest = &s[colon + 1..];
-        // One '@' at most (it ends the userinfo); no character whose place in a SIP URI
-        // the fast path does not judge (escapes, headers, controls, ...).
-        let mut at = None;
-        let mut k = lex::run_long(rest, 0, lex::URI_OK);
-        if rest.get(k) == Some(&b'@') {
-            at = Some(k);
-            k = lex::run(rest, k + 1, lex::URI_OK);
-        }
-        if k != rest.len() {
-            return None;
-        }
-        let (user, password, hp) = match at {
-            Some(a) => {
-                let userinfo = &rest[..a];
-                // (A user part is short: a plain loop, not a search's set-up.)
-                let (user, password) = match userinfo.iter().position(|&b| b == b':') {
-                    Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
-                    None => (userinfo, None),
-                };
-                if user.is_empty() {
-                    return None;
-                }
-                (Some(user), password, &rest[a + 1..])
-            }
-            None => (None, None, rest),
-        };
-        let (host, hlen) = lex::host(hp)?;
-        let mut i = hlen;
-        let mut port = None;
-        if hp.get(i) == Some(&b':') {
-            let p1 = lex::run(hp, i + 1, lex::DIGIT);
-            port = Some(lex::port(&hp[i + 1..p1])?);
-            i = p1;
-        }
-        if i != hp.len() && hp[i] != b';' {
-            return None;
-        }
-        Some(Uri {
-            raw: s,
-            scheme,
-            scheme_raw: &s[..colon],
-            user,
-            password,
-            host_raw: &hp[..hlen],
-            host: Some(host),
-            port,
-            params: &hp[i..],
-            headers: &s[s.len()..],
-            opaque: rest,
-        })
+        let mut spans = UriSpans::EMPTY;
+        UriSpans::parse_fast(s, 0, &mut spans)?;
+        Some(spans.view(s))
     }
 
     /// Only the reference parser of [`Uri::parse`], which knows the whole grammar.
@@ -679,6 +624,91 @@ impl UriSpans {
             headers: at(uri.headers),
             opaque: at(uri.opaque),
         }
+    }
+
+    /// No URI: every span empty (storage for [`UriSpans::parse_fast`]).
+    pub(crate) const EMPTY: UriSpans = UriSpans {
+        raw: Span::new(0, 0),
+        scheme: Scheme::Other,
+        scheme_raw: Span::new(0, 0),
+        user: None,
+        password: None,
+        host_raw: Span::new(0, 0),
+        host: None,
+        port: None,
+        params: Span::new(0, 0),
+        headers: Span::new(0, 0),
+        opaque: Span::new(0, 0),
+    };
+
+    /// [`Uri::parse_fast`] on `d[u0..]`, written into `uri` as positions in `d` (the
+    /// parse pass of `Message` keeps its Request-URI so, in place, without building a
+    /// `Uri` first). On `None`, `uri` holds whatever was read so far.
+    #[inline]
+    pub(crate) fn parse_fast(d: &[u8], u0: usize, uri: &mut UriSpans) -> Option<()> {
+        let s = d.get(u0..)?;
+        let at = |a: usize, b: usize| Span::new(u0 + a, u0 + b);
+        let (scheme, colon) = if s.starts_with(b"sip:") {
+            (Scheme::Sip, 3)
+        } else if s.starts_with(b"sips:") {
+            (Scheme::Sips, 4)
+        } else {
+            return None;
+        };
+        let r0 = colon + 1;
+        let rest = &s[r0..];
+        // One '@' at most (it ends the userinfo); no character whose place in a SIP URI
+        // the fast path does not judge (escapes, headers, controls, ...).
+        let mut at_sign = None;
+        let mut k = lex::run_long(rest, 0, lex::URI_OK);
+        if rest.get(k) == Some(&b'@') {
+            at_sign = Some(k);
+            k = lex::run(rest, k + 1, lex::URI_OK);
+        }
+        if k != rest.len() {
+            return None;
+        }
+        let (user, password, h0) = match at_sign {
+            Some(a) => {
+                let userinfo = &rest[..a];
+                // (A user part is short: a plain loop, not a search's set-up.)
+                let (user, password) = match userinfo.iter().position(|&b| b == b':') {
+                    Some(c) => (at(r0, r0 + c), Some(at(r0 + c + 1, r0 + a))),
+                    None => (at(r0, r0 + a), None),
+                };
+                if user.is_empty() {
+                    return None;
+                }
+                (Some(user), password, r0 + a + 1)
+            }
+            None => (None, None, r0),
+        };
+        let hp = &s[h0..];
+        let (host, hlen) = lex::host(hp)?;
+        let mut i = hlen;
+        let mut port = None;
+        if hp.get(i) == Some(&b':') {
+            let p1 = lex::run(hp, i + 1, lex::DIGIT);
+            port = Some(lex::port(&hp[i + 1..p1])?);
+            i = p1;
+        }
+        if i != hp.len() && hp[i] != b';' {
+            return None;
+        }
+        *uri = UriSpans {
+            raw: at(0, s.len()),
+            scheme,
+            scheme_raw: at(0, colon),
+            user,
+            password,
+            host_raw: at(h0, h0 + hlen),
+            host: Some(HostSpan::of(host, d)),
+            port,
+            params: at(h0 + i, s.len()),
+            headers: at(s.len(), s.len()),
+            opaque: at(r0, s.len()),
+        };
+        Some(())
     }
 
     /// The `Uri` again, borrowing from `base` (the text [`UriSpans::of`] was given).

@@ -21,7 +21,7 @@ use crate::lex::{
 use crate::method::Method;
 use crate::scan::{CommaSplit, count_values, is_lws, parse_u32, quoted_end, trim_lws_range};
 use crate::span::Span;
-use crate::uri::{Uri, UriSpans};
+use crate::uri::UriSpans;
 use crate::via::ViaSpans;
 
 /// Parses `d` if it has the usual shape; `None` means "ask the reference parser".
@@ -217,13 +217,16 @@ fn start_line(d: &[u8], opts: &ParseOptions, start: &mut StartLine) -> Option<us
     if uri.len() > limits.max_uri_length as usize {
         return None;
     }
-    let parsed = Uri::parse_fast(uri)?;
     *start = StartLine::Request {
         method: Method::from_bytes(&line[..m]),
         method_span: Span::new(0, m),
         uri: Span::new(u0, u1),
-        parsed_uri: UriSpans::of(&parsed, d),
+        parsed_uri: UriSpans::EMPTY,
     };
+    let StartLine::Request { parsed_uri, .. } = start else {
+        return None;
+    };
+    UriSpans::parse_fast(&d[..u1], u0, parsed_uri)?;
     Some(lf + 1)
 }
 
