@@ -240,6 +240,18 @@ pub struct Proxy {
     /// (`sip:host:port[;transport=t];lr;lbd=`), kept only where the general reading of a
     /// Route finds it ours (`Self::our_route_prefixes`).
     rr_prefixes: Vec<Vec<u8>>,
+    /// The constant parts of our Via and Record-Route for every endpoint (listeners, then
+    /// outbound endpoints), written once instead of per forwarded request.
+    ep_texts: Vec<EndpointText>,
+}
+
+/// What our Via and Record-Route write for one endpoint, but for the branch and cookie.
+#[derive(Debug)]
+struct EndpointText {
+    /// `SIP/2.0/<transport> host:port;branch=`
+    via_prefix: Vec<u8>,
+    /// `<sip:host:port[;transport=t];lr;lbd=`
+    rr_prefix: Vec<u8>,
 }
 
 fn hash_bytes(b: &[u8]) -> u64 {
@@ -315,12 +327,43 @@ impl Proxy {
                 .map(|e| format!("{}:{}", e.host_text(), e.port()).into_bytes())
                 .collect(),
             rr_prefixes: Vec::new(),
+            ep_texts: Vec::new(),
             dispatcher,
             calls,
             cfg,
         };
         p.rr_prefixes = p.our_route_prefixes();
+        p.ep_texts = p.endpoint_texts();
         p
+    }
+
+    /// [`EndpointText`] of every endpoint, in the order of `Self::endpoint`.
+    fn endpoint_texts(&self) -> Vec<EndpointText> {
+        let eps = self.cfg.listeners.iter().chain(self.cfg.outbound.iter());
+        eps.map(|ep| {
+            let host = self.host_of(ep);
+            let mut via = b"SIP/2.0/".to_vec();
+            via.extend_from_slice(ep.transport.via_token().as_bytes());
+            via.push(b' ');
+            via.extend_from_slice(host.as_bytes());
+            via.push(b':');
+            via.extend_from_slice(itoa::Buffer::new().format(ep.port()).as_bytes());
+            via.extend_from_slice(b";branch=");
+            let mut rr: Scratch = SmallVec::new();
+            write_rr(&mut rr, ep, host, b"");
+            rr.pop(); // the closing `>`, written after the cookie
+            EndpointText {
+                via_prefix: via,
+                rr_prefix: rr.to_vec(),
+            }
+        })
+        .collect()
+    }
+
+    /// Endpoint `i` of the listeners followed by the outbound endpoints.
+    fn endpoint(&self, i: usize) -> &LocalEndpoint {
+        let l = &self.cfg.listeners;
+        l.get(i).unwrap_or_else(|| &self.cfg.outbound[i - l.len()])
     }
 
     /// The Record-Route text of every endpoint up to its cookie. A prefix is kept only
@@ -936,14 +979,19 @@ impl Proxy {
         transport: Transport,
         local: Option<SocketAddr>,
     ) -> Option<&LocalEndpoint> {
+        self.listener_index(transport, local)
+            .map(|i| &self.cfg.listeners[i])
+    }
+
+    /// [`Self::listener_for`] as an index of [`Self::endpoint`].
+    fn listener_index(&self, transport: Transport, local: Option<SocketAddr>) -> Option<usize> {
+        let l = &self.cfg.listeners;
         local
-            .and_then(|l| {
-                self.cfg
-                    .listeners
-                    .iter()
-                    .find(|e| e.addr == l && e.transport == transport)
+            .and_then(|a| {
+                l.iter()
+                    .position(|e| e.addr == a && e.transport == transport)
             })
-            .or_else(|| self.cfg.listeners.iter().find(|e| e.transport == transport))
+            .or_else(|| l.iter().position(|e| e.transport == transport))
     }
 
     fn host_of(&self, ep: &LocalEndpoint) -> &str {
@@ -954,11 +1002,18 @@ impl Proxy {
     }
 
     fn outbound_for(&self, transport: Transport) -> Option<&LocalEndpoint> {
+        self.outbound_index(transport).map(|i| self.endpoint(i))
+    }
+
+    /// [`Self::outbound_for`] as an index of [`Self::endpoint`].
+    fn outbound_index(&self, transport: Transport) -> Option<usize> {
+        let l = &self.cfg.listeners;
         self.cfg
             .outbound
             .iter()
-            .find(|e| e.transport == transport)
-            .or_else(|| self.cfg.listeners.iter().find(|e| e.transport == transport))
+            .position(|e| e.transport == transport)
+            .map(|j| l.len() + j)
+            .or_else(|| l.iter().position(|e| e.transport == transport))
     }
 
     /// Writes the request as forwarded to `hop`: our Via on top (with `branch`), the
@@ -975,26 +1030,18 @@ impl Proxy {
         max_forwards: u8,
         record_route: bool,
     ) -> Option<(Bytes, Option<SocketAddr>)> {
-        let out_ep = self.outbound_for(hop.transport)?;
+        let out = self.outbound_index(hop.transport)?;
         let mut ed = Editor::new(req);
         // received / rport on the previous hop's Via (§18.2.1, RFC 3581 §4).
         let via_fix = self.fix_top_via(req, origin, &mut ed);
         via_fix.ok()?;
-        // Our Via.
-        let mut via: Scratch = SmallVec::new();
-        let host = self.host_of(out_ep);
-        via.extend_from_slice(b"SIP/2.0/");
-        via.extend_from_slice(hop.transport.via_token().as_bytes());
-        via.push(b' ');
-        via.extend_from_slice(host.as_bytes());
-        via.push(b':');
-        via.extend_from_slice(itoa::Buffer::new().format(out_ep.port()).as_bytes());
-        via.extend_from_slice(b";branch=");
-        via.extend_from_slice(branch);
-        if hop.transport == Transport::Udp {
-            via.extend_from_slice(b";rport");
-        }
-        ed.prepend_via(&via);
+        // Our Via (`outbound_index` found an endpoint of the hop's transport).
+        let rport: &[u8] = if hop.transport == Transport::Udp {
+            b";rport"
+        } else {
+            b""
+        };
+        ed.insert_header_top(b"Via", &[&self.ep_texts[out].via_prefix, branch, rport]);
         ed.set_max_forwards(max_forwards).ok()?;
         remove_route_values(req, &mut ed, pop_routes).ok()?;
         if record_route {
@@ -1003,26 +1050,24 @@ impl Proxy {
                 transport: hop.transport,
             }
             .encode_cached(&self.cookie_key, &mut self.cookie_tags.borrow_mut());
-            let inbound = self.listener_for(origin.transport, Some(origin.local));
-            let outbound = self.listener_for(hop.transport, None);
-            let mut rr: Scratch = SmallVec::new();
-            if let Some(inb) = inbound {
-                write_rr(&mut rr, inb, self.host_of(inb), cookie.as_bytes());
-                ed.prepend_record_route(&[&rr]);
+            let inbound = self.listener_index(origin.transport, Some(origin.local));
+            let outbound = self.listener_index(hop.transport, None);
+            let cookie = cookie.as_bytes();
+            if let Some(i) = inbound {
+                ed.prepend_record_route(&[&self.ep_texts[i].rr_prefix, cookie, b">"]);
             }
-            if let Some(ob) = outbound
-                && inbound.is_none_or(|i| i.transport != ob.transport)
+            let transport = |i: usize| self.cfg.listeners[i].transport;
+            if let Some(o) = outbound
+                && inbound.is_none_or(|i| transport(i) != transport(o))
             {
-                rr.clear();
-                write_rr(&mut rr, ob, self.host_of(ob), cookie.as_bytes());
-                ed.prepend_record_route(&[&rr]);
+                ed.prepend_record_route(&[&self.ep_texts[o].rr_prefix, cookie, b">"]);
             }
         }
         if hop.transport.is_reliable() && req.content_length().is_none() {
             ed.fix_content_length().ok()?;
         }
         let bytes = ed.finish().ok()?;
-        Some((bytes, Some(out_ep.addr)))
+        Some((bytes, Some(self.endpoint(out).addr)))
     }
 
     fn fix_top_via(
@@ -2438,7 +2483,6 @@ fn write_rr(out: &mut Scratch, ep: &LocalEndpoint, host: &str, cookie: &[u8]) {
     out.push(b'>');
 }
 
-/// Writes an IP address as text (IPv4 without `fmt`), returning its length.
 /// Removes the first `n` Route values of the request (across header lines).
 fn remove_route_values(
     req: &Message,
