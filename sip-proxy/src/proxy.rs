@@ -1780,13 +1780,16 @@ impl Proxy {
             reason,
             source: origin.source,
         });
-        self.server_final_sent(now, id, bytes.clone(), code);
+        self.server_final_sent(now, id, &bytes, code);
         self.send_to_origin(&origin, bytes);
     }
 
     /// Moves a server transaction to Completed (or Accepted for a 2xx to INVITE) after its
     /// final response, arming timers G/H/J/L.
-    fn server_final_sent(&mut self, now: Instant, id: (u32, u32), bytes: Bytes, code: u16) {
+    ///
+    /// The response is cloned only when kept: a 2xx to an INVITE is not, and the first
+    /// clone of a freshly written buffer costs an allocation (its shared count).
+    fn server_final_sent(&mut self, now: Instant, id: (u32, u32), bytes: &Bytes, code: u16) {
         let t = self.cfg.timers;
         let Some(st) = self.servers.get_mut(id.0, id.1) else {
             return;
@@ -1797,7 +1800,7 @@ impl Proxy {
         // each retransmission is forwarded). The 2xx is the largest response of a call,
         // and a busy proxy holds its completed calls for the whole wait timer.
         let accepted = st.invite && (200..300).contains(&code);
-        st.last_response = (!accepted).then_some(bytes);
+        st.last_response = (!accepted).then(|| bytes.clone());
         // What only a transaction in Proceeding uses (failover, local replies, the queue)
         // goes now rather than when the transaction ends (`wait` later): a busy proxy
         // then holds a few hundred bytes less per recent call.
@@ -1845,7 +1848,7 @@ impl Proxy {
         let Ok(bytes) = ed.finish() else { return };
         self.stats.responses_forwarded += 1;
         if st.state == ServerState::Proceeding {
-            self.server_final_sent(now, id, bytes.clone(), code);
+            self.server_final_sent(now, id, &bytes, code);
         }
         self.send_to_origin(&origin, bytes);
     }
