@@ -454,9 +454,9 @@ impl Proxy {
     /// Handles a received message (a datagram, or one framed stream message).
     pub fn handle_datagram(&mut self, now: Instant, origin: Origin, data: Bytes) {
         let mut msg = self.incoming.take().unwrap_or_default();
-        match msg.parse_in_place(data.clone(), &self.parse_options) {
+        match msg.parse_in_place_or_return(data, &self.parse_options) {
             Ok(()) => self.handle_parsed(now, origin, &msg),
-            Err(e) => self.handle_unparsable(origin, &data, &e),
+            Err((data, e)) => self.handle_unparsable(origin, &data, &e),
         }
         // Nothing keeps the datagram's buffer past its handling.
         msg.clear();
