@@ -80,15 +80,26 @@ impl Arena {
         self.len
     }
 
-    #[inline]
+    /// Inlined always: most appends are of a constant (`": "`, `"\r\n"`), which then
+    /// become a store of their bytes instead of a call and a copy call.
+    #[inline(always)]
     fn extend(&mut self, bytes: &[u8]) {
         let end = self.len + bytes.len();
+        if self.heap.is_empty()
+            && let Some(room) = self.inline.get_mut(self.len..end)
+        {
+            room.copy_from_slice(bytes);
+            self.len = end;
+            return;
+        }
+        self.extend_slow(bytes);
+    }
+
+    /// [`Arena::extend`] on the heap, moving there first when the inline room is full.
+    #[inline(never)]
+    fn extend_slow(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
         if self.heap.is_empty() {
-            if let Some(room) = self.inline.get_mut(self.len..end) {
-                room.copy_from_slice(bytes);
-                self.len = end;
-                return;
-            }
             // The first append that does not fit moves everything to the heap; the heap
             // is never empty after it, as it holds more than `ARENA_INLINE` bytes.
             self.heap.reserve(end.max(2 * ARENA_INLINE));
