@@ -1066,7 +1066,7 @@ impl Proxy {
         if hop.transport.is_reliable() && req.content_length().is_none() {
             ed.fix_content_length().ok()?;
         }
-        let bytes = ed.finish().ok()?;
+        let bytes = ed.finish_in_place().ok()?;
         Some((bytes, Some(self.endpoint(out).addr)))
     }
 
@@ -1263,7 +1263,7 @@ impl Proxy {
         if ed.remove_top_via().is_err() {
             return self.drop_message(origin.source, DropReason::Malformed);
         }
-        let Ok(bytes) = ed.finish() else {
+        let Ok(bytes) = ed.finish_in_place() else {
             return self.drop_message(origin.source, DropReason::Malformed);
         };
         self.stats.responses_forwarded += 1;
@@ -1845,7 +1845,9 @@ impl Proxy {
         if ed.remove_top_via().is_err() {
             return;
         }
-        let Ok(bytes) = ed.finish() else { return };
+        let Ok(bytes) = ed.finish_in_place() else {
+            return;
+        };
         self.stats.responses_forwarded += 1;
         if st.state == ServerState::Proceeding {
             self.server_final_sent(now, id, &bytes, code);
@@ -2038,7 +2040,9 @@ impl Proxy {
         if ed.remove_top_via().is_err() {
             return;
         }
-        let Ok(bytes) = ed.finish() else { return };
+        let Ok(bytes) = ed.finish_in_place() else {
+            return;
+        };
         if let Some(st) = self.servers.get_mut(sid.0, sid.1) {
             st.last_response = Some(bytes.clone());
         }
