@@ -2499,7 +2499,16 @@ fn remove_route_values(
     if n == 0 {
         return Ok(());
     }
+    let top = req.top_route_span();
     for h in req.headers_named(HeaderName::Route) {
+        if n == 1
+            && let Some((index, _)) = top
+            && index == h.index
+        {
+            // The top Route value alone: the parse pass located it, so the line is not
+            // split again (the editor removes it the same way, line or value and comma).
+            return ed.remove_top_route();
+        }
         let values: SmallVec<[usize; 4]> = CommaSplit::new(h.value).map(|(off, _)| off).collect();
         let k = values.len().min(n as usize);
         if k == values.len() {
@@ -2547,6 +2556,56 @@ mod tests {
               Call-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
         );
         Message::parse(Bytes::from(text)).ok()
+    }
+
+    #[test]
+    fn removing_the_top_route_value_removes_what_splitting_the_line_removes() {
+        // What `remove_route_values` did for one value before it took the parse pass's
+        // top Route: split the first Route line.
+        fn by_splitting(req: &Message) -> Bytes {
+            let mut ed = Editor::new(req);
+            let mut n = 1usize;
+            for h in req.headers_named(HeaderName::Route) {
+                let values: Vec<usize> = CommaSplit::new(h.value).map(|(off, _)| off).collect();
+                let k = values.len().min(n);
+                if k == values.len() {
+                    ed.remove(h.line).unwrap();
+                } else {
+                    let start = h.value_span.start as usize;
+                    ed.remove(Span::new(start, start + values[k])).unwrap();
+                }
+                n -= k;
+                if n == 0 {
+                    break;
+                }
+            }
+            ed.finish().unwrap()
+        }
+        let mut seen = 0;
+        for route in [
+            &b"<sip:127.0.0.1:5060;lr>"[..],
+            b"<sip:127.0.0.1:5060;lr>,<sip:10.0.0.1;lr>",
+            b"<sip:127.0.0.1:5060;lr> , <sip:10.0.0.1;lr>",
+            b"<sip:127.0.0.1:5060;lr>,\r\n <sip:10.0.0.1;lr>",
+            b"<sip:127.0.0.1:5060;lr>,",
+            b", <sip:127.0.0.1:5060;lr>",
+            b"<sip:127.0.0.1:5060;lr>\r\nRoute: <sip:10.0.0.1;lr>",
+            b"\r\nRoute: <sip:127.0.0.1:5060;lr>, <sip:10.0.0.1;lr>",
+        ] {
+            let Some(req) = bye_with_route(route) else {
+                continue;
+            };
+            seen += 1;
+            let mut ed = Editor::new(&req);
+            remove_route_values(&req, &mut ed, 1).unwrap();
+            assert_eq!(
+                ed.finish().unwrap(),
+                by_splitting(&req),
+                "{}",
+                String::from_utf8_lossy(route)
+            );
+        }
+        assert!(seen >= 6, "{seen} of the messages parsed");
     }
 
     #[test]
