@@ -1292,6 +1292,11 @@ impl Proxy {
         self.timers.arm(now, at, r);
     }
 
+    /// [`Self::arm`] for `now + after`.
+    fn arm_in(&mut self, now: Instant, after: Duration, r: TimerRef) {
+        self.timers.arm_in(now, after, r);
+    }
+
     fn stateful_request(
         &mut self,
         now: Instant,
@@ -1318,7 +1323,7 @@ impl Proxy {
                         self.cfg.timers.t4
                     };
                     st.expire_at = Some(now + wait);
-                    self.arm(now, now + wait, TimerRef::Server(i, g));
+                    self.arm_in(now, wait, TimerRef::Server(i, g));
                 }
                 return;
             }
@@ -1664,9 +1669,9 @@ impl Proxy {
             st.client = Some((cidx, cgen));
         }
         if !reliable {
-            self.arm(now, now + t.t1, TimerRef::Client(cidx, cgen));
+            self.arm_in(now, t.t1, TimerRef::Client(cidx, cgen));
         }
-        self.arm(now, now + timeout, TimerRef::Client(cidx, cgen));
+        self.arm_in(now, timeout, TimerRef::Client(cidx, cgen));
         self.stats.requests_forwarded += 1;
         self.transmits.push_back(Transmit {
             destination: hop.addr,
@@ -1743,9 +1748,9 @@ impl Proxy {
                     bytes,
                 };
                 if !reliable {
-                    self.arm(now, now + t.t1, TimerRef::Client(id.0, id.1));
+                    self.arm_in(now, t.t1, TimerRef::Client(id.0, id.1));
                 }
-                self.arm(now, now + 64 * t.t1, TimerRef::Client(id.0, id.1));
+                self.arm_in(now, 64 * t.t1, TimerRef::Client(id.0, id.1));
                 self.transmits.push_back(tx);
             }
             _ => {}
@@ -1807,25 +1812,24 @@ impl Proxy {
         st.request = Bytes::new();
         st.alternates = SmallVec::new();
         st.best = None;
-        if accepted {
+        // (retransmission, expiry) after `now`.
+        let (retransmit, expire) = if accepted {
             st.state = ServerState::Accepted;
-            st.retransmit_at = None;
-            st.expire_at = Some(now + t.wait);
+            (None, t.wait)
         } else if st.invite {
             st.state = ServerState::Completed;
             st.interval = t.t1;
-            st.retransmit_at = (!reliable).then_some(now + t.t1);
-            st.expire_at = Some(now + 64 * t.t1);
+            ((!reliable).then_some(t.t1), 64 * t.t1)
         } else {
             st.state = ServerState::Completed;
-            st.retransmit_at = None;
-            st.expire_at = Some(now + if reliable { Duration::ZERO } else { t.wait });
+            (None, if reliable { Duration::ZERO } else { t.wait })
+        };
+        st.retransmit_at = retransmit.map(|d| now + d);
+        st.expire_at = Some(now + expire);
+        if let Some(d) = retransmit {
+            self.arm_in(now, d, TimerRef::Server(id.0, id.1));
         }
-        let next = st.retransmit_at.into_iter().chain(st.expire_at);
-        let arms: SmallVec<[Instant; 2]> = next.collect();
-        for at in arms {
-            self.arm(now, at, TimerRef::Server(id.0, id.1));
-        }
+        self.arm_in(now, expire, TimerRef::Server(id.0, id.1));
     }
 
     fn forward_final_upstream(&mut self, now: Instant, id: (u32, u32), resp: &Message) {
@@ -1929,7 +1933,7 @@ impl Proxy {
                     if first {
                         c.timeout_at = Some(now + t.no_final_invite);
                         self.timers
-                            .arm(now, now + t.no_final_invite, TimerRef::Client(id.0, id.1));
+                            .arm_in(now, t.no_final_invite, TimerRef::Client(id.0, id.1));
                     }
                 } else {
                     c.interval = t.t2;
@@ -1958,9 +1962,9 @@ impl Proxy {
                 c.cancel_pending = false;
                 let reliable = c.transport.is_reliable();
                 let dest = c.destination.clone();
-                if c.invite && code < 300 {
+                let expire = if c.invite && code < 300 {
                     c.state = ClientState::Accepted;
-                    c.expire_at = Some(now + t.wait);
+                    t.wait
                 } else if c.invite {
                     c.state = ClientState::Completed;
                     let ack = Message::parse(c.request.clone())
@@ -1976,18 +1980,16 @@ impl Proxy {
                         });
                     }
                     c.ack = ack;
-                    c.expire_at = Some(now + if reliable { Duration::ZERO } else { t.wait });
+                    if reliable { Duration::ZERO } else { t.wait }
                 } else {
                     c.state = ClientState::Completed;
-                    c.expire_at = Some(now + if reliable { Duration::ZERO } else { t.t4 });
-                }
+                    if reliable { Duration::ZERO } else { t.t4 }
+                };
+                c.expire_at = Some(now + expire);
                 // Nothing sends the request again after a final response (the ACK for a
                 // non-2xx is built above): its bytes go now, not when the timer ends.
                 c.request = Bytes::new();
-                let exp = c.expire_at;
-                if let Some(e) = exp {
-                    self.arm(now, e, TimerRef::Client(id.0, id.1));
-                }
+                self.arm_in(now, expire, TimerRef::Client(id.0, id.1));
                 if code == 503
                     && let Some(d) = &dest
                     && let Some(ra) = msg
@@ -2389,9 +2391,9 @@ impl Proxy {
         c.request = bytes.clone();
         c.retransmit_at = (!reliable).then_some(now + self.cfg.timers.t1);
         if !reliable {
-            self.arm(now, now + self.cfg.timers.t1, TimerRef::Client(ci, cg));
+            self.arm_in(now, self.cfg.timers.t1, TimerRef::Client(ci, cg));
         }
-        self.arm(now, now + pc.timeout, TimerRef::Client(ci, cg));
+        self.arm_in(now, pc.timeout, TimerRef::Client(ci, cg));
         self.stats.probes_sent += 1;
         self.transmits.push_back(Transmit {
             destination: addr,
