@@ -764,29 +764,27 @@ impl Proxy {
         msg: &'m Message,
     ) -> Result<(u8, Option<RouteCookie>, Option<NameAddr<'m>>), Refusal> {
         // The usual in-dialog request carries one Route, the Record-Route we wrote, byte
-        // for byte: then only its cookie needs reading (no name-addr, no URI parse).
+        // for byte: then only its cookie needs reading (no name-addr, no URI parse). A
+        // cookie that decodes is all hex digits, so the general reading would take the
+        // same Route with the same cookie; any other text is left to the general reading
+        // (which refuses a bad cookie).
         if msg.route_count() == 1
             && let Some(text) = self.our_route_verbatim(msg)
-        {
-            let decoded = RouteCookie::decode_cached(
+            && let Ok(c) = RouteCookie::decode_cached(
                 text,
                 &self.cookie_key,
                 &mut self.cookie_tags.borrow_mut(),
-            );
-            return match decoded {
-                Ok(c) => Ok((1, Some(c), None)),
-                Err(_) => Err(Refusal {
-                    code: 403,
-                    reason: "Invalid Route Cookie",
-                }),
-            };
+            )
+        {
+            return Ok((1, Some(c), None));
         }
         self.our_routes_general(msg)
     }
 
-    /// The cookie of the request's top Route when that Route is, byte for byte, what our
-    /// Record-Route writes (`<` + one of `rr_prefixes` + hex digits + `>`); `None` says
-    /// nothing (the general reading decides).
+    /// What follows one of `rr_prefixes` in the request's top Route, `<` + prefix + text
+    /// + `>`: when the text is hex digits, the Route is byte for byte what our
+    /// Record-Route writes, and the text its cookie (the caller checks the digits by
+    /// decoding them); `None` says nothing (the general reading decides).
     fn our_route_verbatim<'m>(&self, msg: &'m Message) -> Option<&'m [u8]> {
         let (_, span) = msg.top_route_span()?;
         let inner = msg.slice(span).strip_prefix(b"<")?.strip_suffix(b">")?;
@@ -794,7 +792,7 @@ impl Proxy {
             .rr_prefixes
             .iter()
             .find_map(|p| inner.strip_prefix(p.as_slice()))?;
-        (!text.is_empty() && text.iter().all(u8::is_ascii_hexdigit)).then_some(text)
+        (!text.is_empty()).then_some(text)
     }
 
     /// [`Self::our_routes`] by parsing each Route value: any spelling of our address,
@@ -2723,7 +2721,10 @@ mod tests {
             let Some(msg) = bye_with_route(r) else {
                 continue;
             };
-            if p.our_route_verbatim(&msg).is_some() {
+            if let Some(text) = p.our_route_verbatim(&msg)
+                && RouteCookie::decode_cached(text, &p.cookie_key, &mut p.cookie_tags.borrow_mut())
+                    .is_ok()
+            {
                 verbatim += 1;
             }
             assert_eq!(
