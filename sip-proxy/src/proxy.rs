@@ -234,7 +234,8 @@ pub struct Proxy {
     stats: ProxyStats,
     /// Via/Record-Route host text of every endpoint, formatted once.
     host_texts: Vec<(SocketAddr, String)>,
-    /// `host:port` of every endpoint as our Via's sent-by writes it.
+    /// `host:port` of every endpoint as our Via's sent-by writes it (none with a `;`,
+    /// which a sent-by cannot hold).
     sent_by_texts: Vec<Vec<u8>>,
     /// What our Record-Route writes before its cookie, for every endpoint
     /// (`sip:host:port[;transport=t];lr;lbd=`), kept only where the general reading of a
@@ -325,6 +326,7 @@ impl Proxy {
                 .iter()
                 .chain(cfg.outbound.iter())
                 .map(|e| format!("{}:{}", e.host_text(), e.port()).into_bytes())
+                .filter(|t| !t.contains(&b';'))
                 .collect(),
             rr_prefixes: Vec::new(),
             ep_texts: Vec::new(),
@@ -712,9 +714,12 @@ impl Proxy {
         let Some(sp) = rest.iter().position(|&c| c == b' ') else {
             return false;
         };
+        // The sent-by ends at the first `;` (or the end): a text of ours (none holds a `;`)
+        // followed by either is the whole sent-by, without searching for the `;`.
         let rest = &rest[sp + 1..];
-        let sent_by = &rest[..rest.iter().position(|&c| c == b';').unwrap_or(rest.len())];
-        self.sent_by_texts.iter().any(|t| t.as_slice() == sent_by)
+        self.sent_by_texts
+            .iter()
+            .any(|t| rest.starts_with(t) && matches!(rest.get(t.len()), None | Some(b';')))
     }
 
     fn sent_by_is_us(&self, v: &sip_core::via::Via<'_>) -> bool {
@@ -2556,6 +2561,55 @@ mod tests {
               Call-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
         );
         Message::parse(Bytes::from(text)).ok()
+    }
+
+    #[test]
+    fn our_sent_by_is_recognised_as_the_search_for_its_end_recognised_it() {
+        let p = proxy_with(vec![
+            LocalEndpoint::new(Transport::Udp, "127.0.0.1:5060".parse().unwrap()),
+            LocalEndpoint::new(Transport::Tcp, "[::1]:5062".parse().unwrap()),
+        ]);
+        // What `top_sent_by_is_ours_verbatim` did before: cut the sent-by at its `;`.
+        let by_search = |msg: &Message| {
+            let (_, span) = msg.top_via_span().unwrap();
+            let rest = msg.slice(span).strip_prefix(b"SIP/2.0/").unwrap();
+            let rest = &rest[rest.iter().position(|&c| c == b' ').unwrap() + 1..];
+            let sent_by = &rest[..rest.iter().position(|&c| c == b';').unwrap_or(rest.len())];
+            p.sent_by_texts.iter().any(|t| t.as_slice() == sent_by)
+        };
+        let mut ours = 0;
+        for via in [
+            &b"SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsLf00"[..],
+            b"SIP/2.0/UDP 127.0.0.1:5060",
+            b"SIP/2.0/UDP 127.0.0.1:50600;branch=z9hG4bK1",
+            b"SIP/2.0/UDP 127.0.0.1:506;branch=z9hG4bK1",
+            b"SIP/2.0/UDP 127.0.0.1:5060 ;branch=z9hG4bK1",
+            b"SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1",
+            b"SIP/2.0/UDP 127.0.0.10:5060;branch=z9hG4bK1",
+            b"SIP/2.0/TCP [::1]:5062;branch=z9hG4bK1;received=::2",
+            b"SIP/2.0/TCP [::1]:5062",
+            b"SIP/2.0/TCP [::1]:50621;branch=z9hG4bK1",
+            b"SIP/2.0/UDP 127.0.0.1:5060, SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK2",
+        ] {
+            let mut text = b"SIP/2.0 200 OK\r\nVia: ".to_vec();
+            text.extend_from_slice(via);
+            text.extend_from_slice(
+                b"\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\nCall-ID: c\r\n\
+                  CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+            );
+            let Ok(msg) = Message::parse(Bytes::from(text)) else {
+                continue;
+            };
+            let want = by_search(&msg);
+            ours += usize::from(want);
+            assert_eq!(
+                p.top_sent_by_is_ours_verbatim(&msg),
+                want,
+                "{}",
+                String::from_utf8_lossy(via)
+            );
+        }
+        assert!(ours >= 4, "{ours}");
     }
 
     #[test]
