@@ -786,10 +786,10 @@ impl Proxy {
         self.our_routes_general(msg)
     }
 
-    /// What follows one of `rr_prefixes` in the request's top Route, `<` + prefix + text
-    /// + `>`: when the text is hex digits, the Route is byte for byte what our
-    /// Record-Route writes, and the text its cookie (the caller checks the digits by
-    /// decoding them); `None` says nothing (the general reading decides).
+    /// The text between one of `rr_prefixes` and the closing `>` of the request's top
+    /// Route (`<`, prefix, text, `>`): when the text is hex digits, the Route is byte for
+    /// byte what our Record-Route writes, and the text its cookie (the caller checks the
+    /// digits by decoding them); `None` says nothing (the general reading decides).
     fn our_route_verbatim<'m>(&self, msg: &'m Message) -> Option<&'m [u8]> {
         let (_, span) = msg.top_route_span()?;
         let inner = msg.slice(span).strip_prefix(b"<")?.strip_suffix(b">")?;
