@@ -146,6 +146,51 @@ struct Splice {
     seq: u16,
 }
 
+/// What [`Editor::remove_first_value`] removes of header line `index` of `msg`, whose
+/// first value is `first`: the whole line when it holds one value, otherwise the value and
+/// the comma after it.
+fn first_value_removal(msg: &Message, index: usize, first: Span) -> Result<Span, EditError> {
+    let h = msg.header_at(index).ok_or(EditError::Missing("header"))?;
+    let d = msg.as_bytes();
+    let (end, value_end) = (first.end as usize, h.value_span.end as usize);
+    // The usual cases without splitting the value again: the first value is the whole
+    // value, or a comma follows it directly and the next value right after.
+    if end == value_end {
+        return Ok(h.line);
+    }
+    if d[end] == b','
+        && end + 1 < value_end
+        && !matches!(d[end + 1], b' ' | b'\t' | b'\r' | b'\n' | b',')
+    {
+        return Ok(Span::new(h.value_span.start as usize, end + 1));
+    }
+    let mut it = CommaSplit::new(h.value);
+    let _first = it.next();
+    Ok(match it.next() {
+        None => h.line,
+        Some((off, _)) => {
+            let start = h.value_span.start as usize;
+            Span::new(start, start + off)
+        }
+    })
+}
+
+/// `msg` without its top Via value: what an [`Editor`] given only
+/// [`Editor::remove_top_via`] writes, without building one (a proxy does this to every
+/// response it forwards).
+pub fn without_top_via(msg: &Message) -> Result<Bytes, EditError> {
+    let (index, first) = msg.top_via_span().ok_or(EditError::Missing("Via"))?;
+    let cut = first_value_removal(msg, index, first)?;
+    let src = msg.as_bytes();
+    if cut.start > cut.end || cut.end as usize > msg.message_len() {
+        return Err(EditError::OutOfBounds);
+    }
+    let mut out = BytesMut::with_capacity(msg.message_len() - cut.len());
+    out.put_slice(&src[..cut.start as usize]);
+    out.put_slice(&src[cut.end as usize..]);
+    Ok(out.freeze())
+}
+
 /// Records edits against a parsed message and writes the edited message in one pass.
 ///
 /// Max-Forwards, Content-Length and the body hold one value each: setting one again
@@ -312,32 +357,8 @@ impl<'m> Editor<'m> {
     /// Removes the first comma-separated value of header line `index`: the whole line when
     /// it holds one value, otherwise the value and the comma after it.
     fn remove_first_value(&mut self, index: usize, first: Span) -> Result<(), EditError> {
-        let h = self
-            .msg
-            .header_at(index)
-            .ok_or(EditError::Missing("header"))?;
-        let d = self.msg.as_bytes();
-        let (end, value_end) = (first.end as usize, h.value_span.end as usize);
-        // The usual cases without splitting the value again: the first value is the whole
-        // value, or a comma follows it directly and the next value right after.
-        if end == value_end {
-            return self.remove(h.line);
-        }
-        if d[end] == b','
-            && end + 1 < value_end
-            && !matches!(d[end + 1], b' ' | b'\t' | b'\r' | b'\n' | b',')
-        {
-            return self.remove(Span::new(h.value_span.start as usize, end + 1));
-        }
-        let mut it = CommaSplit::new(h.value);
-        let _first = it.next();
-        match it.next() {
-            None => self.remove(h.line),
-            Some((off, _)) => {
-                let start = h.value_span.start as usize;
-                self.remove(Span::new(start, start + off))
-            }
-        }
+        let span = first_value_removal(self.msg, index, first)?;
+        self.remove(span)
     }
 
     // ---- what a proxy does -------------------------------------------------------------
@@ -596,6 +617,24 @@ abcdEXTRA";
         let mut ed = Editor::new(&m);
         edit(&mut ed);
         assert_eq!(ed.finish().unwrap(), in_place);
+    }
+
+    #[test]
+    fn without_top_via_writes_what_an_editor_removing_it_writes() {
+        let one = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKlb\r\n\
+            Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\n\
+            To: <sip:b@y>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let spaced = b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKlb , \
+            SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\n\
+            To: <sip:b@y>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 2\r\n\r\nab";
+        for text in [INVITE, &one[..], &spaced[..]] {
+            let m = parse(text);
+            let mut ed = Editor::new(&m);
+            ed.remove_top_via().unwrap();
+            assert_eq!(without_top_via(&m).unwrap(), ed.finish().unwrap());
+        }
+        let no_via = parse(b"SIP/2.0 200 OK\r\nCall-ID: c\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(without_top_via(&no_via), Err(EditError::Missing("Via")));
     }
 
     #[test]

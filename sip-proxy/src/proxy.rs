@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use sip_core::builder::{OptionsProbe, ResponseBuilder, ViaParts, write_ip};
-use sip_core::editor::Editor;
+use sip_core::editor::{Editor, without_top_via};
 use sip_core::name_addr::NameAddr;
 use sip_core::scan::CommaSplit;
 use sip_core::uri::{Host, Uri};
@@ -1262,11 +1262,7 @@ impl Proxy {
         {
             self.events.push_back(Event::CallStarted { destination: d });
         }
-        let mut ed = Editor::new(msg);
-        if ed.remove_top_via().is_err() {
-            return self.drop_message(origin.source, DropReason::Malformed);
-        }
-        let Ok(bytes) = ed.finish_in_place() else {
+        let Ok(bytes) = without_top_via(msg) else {
             return self.drop_message(origin.source, DropReason::Malformed);
         };
         self.stats.responses_forwarded += 1;
@@ -1848,11 +1844,7 @@ impl Proxy {
             return;
         }
         let origin = st.origin;
-        let mut ed = Editor::new(resp);
-        if ed.remove_top_via().is_err() {
-            return;
-        }
-        let Ok(bytes) = ed.finish_in_place() else {
+        let Ok(bytes) = without_top_via(resp) else {
             return;
         };
         self.stats.responses_forwarded += 1;
@@ -2041,11 +2033,7 @@ impl Proxy {
             return;
         }
         let origin = st.origin;
-        let mut ed = Editor::new(msg);
-        if ed.remove_top_via().is_err() {
-            return;
-        }
-        let Ok(bytes) = ed.finish_in_place() else {
+        let Ok(bytes) = without_top_via(msg) else {
             return;
         };
         if let Some(st) = self.servers.get_mut(sid.0, sid.1) {
