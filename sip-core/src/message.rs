@@ -243,6 +243,30 @@ impl Message {
         }
     }
 
+    /// [`Message::parse_in_place`], giving the buffer back with the error: a caller that
+    /// answers an unparsable datagram then needs no second reference to it (for a buffer
+    /// not yet shared, the first clone allocates its shared count). Only the reference
+    /// parser's path, taken for the unusual message, holds a second one.
+    pub fn parse_in_place_or_return(
+        &mut self,
+        buf: Bytes,
+        opts: &ParseOptions,
+    ) -> Result<(), (Bytes, ParseError)> {
+        self.clear();
+        if fast::parse_into(&buf, opts, self) {
+            self.buf = buf;
+            return Ok(());
+        }
+        self.clear();
+        match Message::parse_reference(buf.clone(), opts) {
+            Ok(m) => {
+                *self = m;
+                Ok(())
+            }
+            Err(e) => Err((buf, e)),
+        }
+    }
+
     /// Empties the message: drops its reference to the buffer (so a receive buffer it was
     /// cut from can be reused) and forgets what was parsed, keeping the storage of its
     /// header table for the next [`Message::parse_in_place`].

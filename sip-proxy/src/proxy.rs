@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use sip_core::builder::{OptionsProbe, ResponseBuilder, ViaParts, write_ip};
-use sip_core::editor::Editor;
+use sip_core::editor::{Editor, without_top_via};
 use sip_core::name_addr::NameAddr;
 use sip_core::scan::CommaSplit;
 use sip_core::uri::{Host, Uri};
@@ -234,12 +234,25 @@ pub struct Proxy {
     stats: ProxyStats,
     /// Via/Record-Route host text of every endpoint, formatted once.
     host_texts: Vec<(SocketAddr, String)>,
-    /// `host:port` of every endpoint as our Via's sent-by writes it.
+    /// `host:port` of every endpoint as our Via's sent-by writes it (none with a `;`,
+    /// which a sent-by cannot hold).
     sent_by_texts: Vec<Vec<u8>>,
     /// What our Record-Route writes before its cookie, for every endpoint
     /// (`sip:host:port[;transport=t];lr;lbd=`), kept only where the general reading of a
     /// Route finds it ours (`Self::our_route_prefixes`).
     rr_prefixes: Vec<Vec<u8>>,
+    /// The constant parts of our Via and Record-Route for every endpoint (listeners, then
+    /// outbound endpoints), written once instead of per forwarded request.
+    ep_texts: Vec<EndpointText>,
+}
+
+/// What our Via and Record-Route write for one endpoint, but for the branch and cookie.
+#[derive(Debug)]
+struct EndpointText {
+    /// `SIP/2.0/<transport> host:port;branch=`
+    via_prefix: Vec<u8>,
+    /// `<sip:host:port[;transport=t];lr;lbd=`
+    rr_prefix: Vec<u8>,
 }
 
 fn hash_bytes(b: &[u8]) -> u64 {
@@ -313,14 +326,46 @@ impl Proxy {
                 .iter()
                 .chain(cfg.outbound.iter())
                 .map(|e| format!("{}:{}", e.host_text(), e.port()).into_bytes())
+                .filter(|t| !t.contains(&b';'))
                 .collect(),
             rr_prefixes: Vec::new(),
+            ep_texts: Vec::new(),
             dispatcher,
             calls,
             cfg,
         };
         p.rr_prefixes = p.our_route_prefixes();
+        p.ep_texts = p.endpoint_texts();
         p
+    }
+
+    /// [`EndpointText`] of every endpoint, in the order of `Self::endpoint`.
+    fn endpoint_texts(&self) -> Vec<EndpointText> {
+        let eps = self.cfg.listeners.iter().chain(self.cfg.outbound.iter());
+        eps.map(|ep| {
+            let host = self.host_of(ep);
+            let mut via = b"SIP/2.0/".to_vec();
+            via.extend_from_slice(ep.transport.via_token().as_bytes());
+            via.push(b' ');
+            via.extend_from_slice(host.as_bytes());
+            via.push(b':');
+            via.extend_from_slice(itoa::Buffer::new().format(ep.port()).as_bytes());
+            via.extend_from_slice(b";branch=");
+            let mut rr: Scratch = SmallVec::new();
+            write_rr(&mut rr, ep, host, b"");
+            rr.pop(); // the closing `>`, written after the cookie
+            EndpointText {
+                via_prefix: via,
+                rr_prefix: rr.to_vec(),
+            }
+        })
+        .collect()
+    }
+
+    /// Endpoint `i` of the listeners followed by the outbound endpoints.
+    fn endpoint(&self, i: usize) -> &LocalEndpoint {
+        let l = &self.cfg.listeners;
+        l.get(i).unwrap_or_else(|| &self.cfg.outbound[i - l.len()])
     }
 
     /// The Record-Route text of every endpoint up to its cookie. A prefix is kept only
@@ -411,9 +456,9 @@ impl Proxy {
     /// Handles a received message (a datagram, or one framed stream message).
     pub fn handle_datagram(&mut self, now: Instant, origin: Origin, data: Bytes) {
         let mut msg = self.incoming.take().unwrap_or_default();
-        match msg.parse_in_place(data.clone(), &self.parse_options) {
+        match msg.parse_in_place_or_return(data, &self.parse_options) {
             Ok(()) => self.handle_parsed(now, origin, &msg),
-            Err(e) => self.handle_unparsable(origin, &data, &e),
+            Err((data, e)) => self.handle_unparsable(origin, &data, &e),
         }
         // Nothing keeps the datagram's buffer past its handling.
         msg.clear();
@@ -669,9 +714,12 @@ impl Proxy {
         let Some(sp) = rest.iter().position(|&c| c == b' ') else {
             return false;
         };
+        // The sent-by ends at the first `;` (or the end): a text of ours (none holds a `;`)
+        // followed by either is the whole sent-by, without searching for the `;`.
         let rest = &rest[sp + 1..];
-        let sent_by = &rest[..rest.iter().position(|&c| c == b';').unwrap_or(rest.len())];
-        self.sent_by_texts.iter().any(|t| t.as_slice() == sent_by)
+        self.sent_by_texts
+            .iter()
+            .any(|t| rest.starts_with(t) && matches!(rest.get(t.len()), None | Some(b';')))
     }
 
     fn sent_by_is_us(&self, v: &sip_core::via::Via<'_>) -> bool {
@@ -721,29 +769,27 @@ impl Proxy {
         msg: &'m Message,
     ) -> Result<(u8, Option<RouteCookie>, Option<NameAddr<'m>>), Refusal> {
         // The usual in-dialog request carries one Route, the Record-Route we wrote, byte
-        // for byte: then only its cookie needs reading (no name-addr, no URI parse).
+        // for byte: then only its cookie needs reading (no name-addr, no URI parse). A
+        // cookie that decodes is all hex digits, so the general reading would take the
+        // same Route with the same cookie; any other text is left to the general reading
+        // (which refuses a bad cookie).
         if msg.route_count() == 1
             && let Some(text) = self.our_route_verbatim(msg)
-        {
-            let decoded = RouteCookie::decode_cached(
+            && let Ok(c) = RouteCookie::decode_cached(
                 text,
                 &self.cookie_key,
                 &mut self.cookie_tags.borrow_mut(),
-            );
-            return match decoded {
-                Ok(c) => Ok((1, Some(c), None)),
-                Err(_) => Err(Refusal {
-                    code: 403,
-                    reason: "Invalid Route Cookie",
-                }),
-            };
+            )
+        {
+            return Ok((1, Some(c), None));
         }
         self.our_routes_general(msg)
     }
 
-    /// The cookie of the request's top Route when that Route is, byte for byte, what our
-    /// Record-Route writes (`<` + one of `rr_prefixes` + hex digits + `>`); `None` says
-    /// nothing (the general reading decides).
+    /// The text between one of `rr_prefixes` and the closing `>` of the request's top
+    /// Route (`<`, prefix, text, `>`): when the text is hex digits, the Route is byte for
+    /// byte what our Record-Route writes, and the text its cookie (the caller checks the
+    /// digits by decoding them); `None` says nothing (the general reading decides).
     fn our_route_verbatim<'m>(&self, msg: &'m Message) -> Option<&'m [u8]> {
         let (_, span) = msg.top_route_span()?;
         let inner = msg.slice(span).strip_prefix(b"<")?.strip_suffix(b">")?;
@@ -751,7 +797,7 @@ impl Proxy {
             .rr_prefixes
             .iter()
             .find_map(|p| inner.strip_prefix(p.as_slice()))?;
-        (!text.is_empty() && text.iter().all(u8::is_ascii_hexdigit)).then_some(text)
+        (!text.is_empty()).then_some(text)
     }
 
     /// [`Self::our_routes`] by parsing each Route value: any spelling of our address,
@@ -936,14 +982,19 @@ impl Proxy {
         transport: Transport,
         local: Option<SocketAddr>,
     ) -> Option<&LocalEndpoint> {
+        self.listener_index(transport, local)
+            .map(|i| &self.cfg.listeners[i])
+    }
+
+    /// [`Self::listener_for`] as an index of [`Self::endpoint`].
+    fn listener_index(&self, transport: Transport, local: Option<SocketAddr>) -> Option<usize> {
+        let l = &self.cfg.listeners;
         local
-            .and_then(|l| {
-                self.cfg
-                    .listeners
-                    .iter()
-                    .find(|e| e.addr == l && e.transport == transport)
+            .and_then(|a| {
+                l.iter()
+                    .position(|e| e.addr == a && e.transport == transport)
             })
-            .or_else(|| self.cfg.listeners.iter().find(|e| e.transport == transport))
+            .or_else(|| l.iter().position(|e| e.transport == transport))
     }
 
     fn host_of(&self, ep: &LocalEndpoint) -> &str {
@@ -954,11 +1005,18 @@ impl Proxy {
     }
 
     fn outbound_for(&self, transport: Transport) -> Option<&LocalEndpoint> {
+        self.outbound_index(transport).map(|i| self.endpoint(i))
+    }
+
+    /// [`Self::outbound_for`] as an index of [`Self::endpoint`].
+    fn outbound_index(&self, transport: Transport) -> Option<usize> {
+        let l = &self.cfg.listeners;
         self.cfg
             .outbound
             .iter()
-            .find(|e| e.transport == transport)
-            .or_else(|| self.cfg.listeners.iter().find(|e| e.transport == transport))
+            .position(|e| e.transport == transport)
+            .map(|j| l.len() + j)
+            .or_else(|| l.iter().position(|e| e.transport == transport))
     }
 
     /// Writes the request as forwarded to `hop`: our Via on top (with `branch`), the
@@ -975,26 +1033,18 @@ impl Proxy {
         max_forwards: u8,
         record_route: bool,
     ) -> Option<(Bytes, Option<SocketAddr>)> {
-        let out_ep = self.outbound_for(hop.transport)?;
+        let out = self.outbound_index(hop.transport)?;
         let mut ed = Editor::new(req);
         // received / rport on the previous hop's Via (§18.2.1, RFC 3581 §4).
         let via_fix = self.fix_top_via(req, origin, &mut ed);
         via_fix.ok()?;
-        // Our Via.
-        let mut via: Scratch = SmallVec::new();
-        let host = self.host_of(out_ep);
-        via.extend_from_slice(b"SIP/2.0/");
-        via.extend_from_slice(hop.transport.via_token().as_bytes());
-        via.push(b' ');
-        via.extend_from_slice(host.as_bytes());
-        via.push(b':');
-        via.extend_from_slice(itoa::Buffer::new().format(out_ep.port()).as_bytes());
-        via.extend_from_slice(b";branch=");
-        via.extend_from_slice(branch);
-        if hop.transport == Transport::Udp {
-            via.extend_from_slice(b";rport");
-        }
-        ed.prepend_via(&via);
+        // Our Via (`outbound_index` found an endpoint of the hop's transport).
+        let rport: &[u8] = if hop.transport == Transport::Udp {
+            b";rport"
+        } else {
+            b""
+        };
+        ed.insert_header_top(b"Via", &[&self.ep_texts[out].via_prefix, branch, rport]);
         ed.set_max_forwards(max_forwards).ok()?;
         remove_route_values(req, &mut ed, pop_routes).ok()?;
         if record_route {
@@ -1003,26 +1053,24 @@ impl Proxy {
                 transport: hop.transport,
             }
             .encode_cached(&self.cookie_key, &mut self.cookie_tags.borrow_mut());
-            let inbound = self.listener_for(origin.transport, Some(origin.local));
-            let outbound = self.listener_for(hop.transport, None);
-            let mut rr: Scratch = SmallVec::new();
-            if let Some(inb) = inbound {
-                write_rr(&mut rr, inb, self.host_of(inb), cookie.as_bytes());
-                ed.prepend_record_route(&[&rr]);
+            let inbound = self.listener_index(origin.transport, Some(origin.local));
+            let outbound = self.listener_index(hop.transport, None);
+            let cookie = cookie.as_bytes();
+            if let Some(i) = inbound {
+                ed.prepend_record_route(&[&self.ep_texts[i].rr_prefix, cookie, b">"]);
             }
-            if let Some(ob) = outbound
-                && inbound.is_none_or(|i| i.transport != ob.transport)
+            let transport = |i: usize| self.cfg.listeners[i].transport;
+            if let Some(o) = outbound
+                && inbound.is_none_or(|i| transport(i) != transport(o))
             {
-                rr.clear();
-                write_rr(&mut rr, ob, self.host_of(ob), cookie.as_bytes());
-                ed.prepend_record_route(&[&rr]);
+                ed.prepend_record_route(&[&self.ep_texts[o].rr_prefix, cookie, b">"]);
             }
         }
         if hop.transport.is_reliable() && req.content_length().is_none() {
             ed.fix_content_length().ok()?;
         }
-        let bytes = ed.finish().ok()?;
-        Some((bytes, Some(out_ep.addr)))
+        let bytes = ed.finish_in_place().ok()?;
+        Some((bytes, Some(self.endpoint(out).addr)))
     }
 
     fn fix_top_via(
@@ -1214,11 +1262,7 @@ impl Proxy {
         {
             self.events.push_back(Event::CallStarted { destination: d });
         }
-        let mut ed = Editor::new(msg);
-        if ed.remove_top_via().is_err() {
-            return self.drop_message(origin.source, DropReason::Malformed);
-        }
-        let Ok(bytes) = ed.finish() else {
+        let Ok(bytes) = without_top_via(msg) else {
             return self.drop_message(origin.source, DropReason::Malformed);
         };
         self.stats.responses_forwarded += 1;
@@ -1247,6 +1291,11 @@ impl Proxy {
         self.timers.arm(now, at, r);
     }
 
+    /// [`Self::arm`] for `now + after`.
+    fn arm_in(&mut self, now: Instant, after: Duration, r: TimerRef) {
+        self.timers.arm_in(now, after, r);
+    }
+
     fn stateful_request(
         &mut self,
         now: Instant,
@@ -1273,7 +1322,7 @@ impl Proxy {
                         self.cfg.timers.t4
                     };
                     st.expire_at = Some(now + wait);
-                    self.arm(now, now + wait, TimerRef::Server(i, g));
+                    self.arm_in(now, wait, TimerRef::Server(i, g));
                 }
                 return;
             }
@@ -1619,9 +1668,9 @@ impl Proxy {
             st.client = Some((cidx, cgen));
         }
         if !reliable {
-            self.arm(now, now + t.t1, TimerRef::Client(cidx, cgen));
+            self.arm_in(now, t.t1, TimerRef::Client(cidx, cgen));
         }
-        self.arm(now, now + timeout, TimerRef::Client(cidx, cgen));
+        self.arm_in(now, timeout, TimerRef::Client(cidx, cgen));
         self.stats.requests_forwarded += 1;
         self.transmits.push_back(Transmit {
             destination: hop.addr,
@@ -1698,9 +1747,9 @@ impl Proxy {
                     bytes,
                 };
                 if !reliable {
-                    self.arm(now, now + t.t1, TimerRef::Client(id.0, id.1));
+                    self.arm_in(now, t.t1, TimerRef::Client(id.0, id.1));
                 }
-                self.arm(now, now + 64 * t.t1, TimerRef::Client(id.0, id.1));
+                self.arm_in(now, 64 * t.t1, TimerRef::Client(id.0, id.1));
                 self.transmits.push_back(tx);
             }
             _ => {}
@@ -1735,13 +1784,16 @@ impl Proxy {
             reason,
             source: origin.source,
         });
-        self.server_final_sent(now, id, bytes.clone(), code);
+        self.server_final_sent(now, id, &bytes, code);
         self.send_to_origin(&origin, bytes);
     }
 
     /// Moves a server transaction to Completed (or Accepted for a 2xx to INVITE) after its
     /// final response, arming timers G/H/J/L.
-    fn server_final_sent(&mut self, now: Instant, id: (u32, u32), bytes: Bytes, code: u16) {
+    ///
+    /// The response is cloned only when kept: a 2xx to an INVITE is not, and the first
+    /// clone of a freshly written buffer costs an allocation (its shared count).
+    fn server_final_sent(&mut self, now: Instant, id: (u32, u32), bytes: &Bytes, code: u16) {
         let t = self.cfg.timers;
         let Some(st) = self.servers.get_mut(id.0, id.1) else {
             return;
@@ -1752,32 +1804,31 @@ impl Proxy {
         // each retransmission is forwarded). The 2xx is the largest response of a call,
         // and a busy proxy holds its completed calls for the whole wait timer.
         let accepted = st.invite && (200..300).contains(&code);
-        st.last_response = (!accepted).then_some(bytes);
+        st.last_response = (!accepted).then(|| bytes.clone());
         // What only a transaction in Proceeding uses (failover, local replies, the queue)
         // goes now rather than when the transaction ends (`wait` later): a busy proxy
         // then holds a few hundred bytes less per recent call.
         st.request = Bytes::new();
         st.alternates = SmallVec::new();
         st.best = None;
-        if accepted {
+        // (retransmission, expiry) after `now`.
+        let (retransmit, expire) = if accepted {
             st.state = ServerState::Accepted;
-            st.retransmit_at = None;
-            st.expire_at = Some(now + t.wait);
+            (None, t.wait)
         } else if st.invite {
             st.state = ServerState::Completed;
             st.interval = t.t1;
-            st.retransmit_at = (!reliable).then_some(now + t.t1);
-            st.expire_at = Some(now + 64 * t.t1);
+            ((!reliable).then_some(t.t1), 64 * t.t1)
         } else {
             st.state = ServerState::Completed;
-            st.retransmit_at = None;
-            st.expire_at = Some(now + if reliable { Duration::ZERO } else { t.wait });
+            (None, if reliable { Duration::ZERO } else { t.wait })
+        };
+        st.retransmit_at = retransmit.map(|d| now + d);
+        st.expire_at = Some(now + expire);
+        if let Some(d) = retransmit {
+            self.arm_in(now, d, TimerRef::Server(id.0, id.1));
         }
-        let next = st.retransmit_at.into_iter().chain(st.expire_at);
-        let arms: SmallVec<[Instant; 2]> = next.collect();
-        for at in arms {
-            self.arm(now, at, TimerRef::Server(id.0, id.1));
-        }
+        self.arm_in(now, expire, TimerRef::Server(id.0, id.1));
     }
 
     fn forward_final_upstream(&mut self, now: Instant, id: (u32, u32), resp: &Message) {
@@ -1793,14 +1844,12 @@ impl Proxy {
             return;
         }
         let origin = st.origin;
-        let mut ed = Editor::new(resp);
-        if ed.remove_top_via().is_err() {
+        let Ok(bytes) = without_top_via(resp) else {
             return;
-        }
-        let Ok(bytes) = ed.finish() else { return };
+        };
         self.stats.responses_forwarded += 1;
         if st.state == ServerState::Proceeding {
-            self.server_final_sent(now, id, bytes.clone(), code);
+            self.server_final_sent(now, id, &bytes, code);
         }
         self.send_to_origin(&origin, bytes);
     }
@@ -1879,7 +1928,7 @@ impl Proxy {
                     if first {
                         c.timeout_at = Some(now + t.no_final_invite);
                         self.timers
-                            .arm(now, now + t.no_final_invite, TimerRef::Client(id.0, id.1));
+                            .arm_in(now, t.no_final_invite, TimerRef::Client(id.0, id.1));
                     }
                 } else {
                     c.interval = t.t2;
@@ -1908,9 +1957,9 @@ impl Proxy {
                 c.cancel_pending = false;
                 let reliable = c.transport.is_reliable();
                 let dest = c.destination.clone();
-                if c.invite && code < 300 {
+                let expire = if c.invite && code < 300 {
                     c.state = ClientState::Accepted;
-                    c.expire_at = Some(now + t.wait);
+                    t.wait
                 } else if c.invite {
                     c.state = ClientState::Completed;
                     let ack = Message::parse(c.request.clone())
@@ -1926,18 +1975,16 @@ impl Proxy {
                         });
                     }
                     c.ack = ack;
-                    c.expire_at = Some(now + if reliable { Duration::ZERO } else { t.wait });
+                    if reliable { Duration::ZERO } else { t.wait }
                 } else {
                     c.state = ClientState::Completed;
-                    c.expire_at = Some(now + if reliable { Duration::ZERO } else { t.t4 });
-                }
+                    if reliable { Duration::ZERO } else { t.t4 }
+                };
+                c.expire_at = Some(now + expire);
                 // Nothing sends the request again after a final response (the ACK for a
                 // non-2xx is built above): its bytes go now, not when the timer ends.
                 c.request = Bytes::new();
-                let exp = c.expire_at;
-                if let Some(e) = exp {
-                    self.arm(now, e, TimerRef::Client(id.0, id.1));
-                }
+                self.arm_in(now, expire, TimerRef::Client(id.0, id.1));
                 if code == 503
                     && let Some(d) = &dest
                     && let Some(ra) = msg
@@ -1986,11 +2033,9 @@ impl Proxy {
             return;
         }
         let origin = st.origin;
-        let mut ed = Editor::new(msg);
-        if ed.remove_top_via().is_err() {
+        let Ok(bytes) = without_top_via(msg) else {
             return;
-        }
-        let Ok(bytes) = ed.finish() else { return };
+        };
         if let Some(st) = self.servers.get_mut(sid.0, sid.1) {
             st.last_response = Some(bytes.clone());
         }
@@ -2337,9 +2382,9 @@ impl Proxy {
         c.request = bytes.clone();
         c.retransmit_at = (!reliable).then_some(now + self.cfg.timers.t1);
         if !reliable {
-            self.arm(now, now + self.cfg.timers.t1, TimerRef::Client(ci, cg));
+            self.arm_in(now, self.cfg.timers.t1, TimerRef::Client(ci, cg));
         }
-        self.arm(now, now + pc.timeout, TimerRef::Client(ci, cg));
+        self.arm_in(now, pc.timeout, TimerRef::Client(ci, cg));
         self.stats.probes_sent += 1;
         self.transmits.push_back(Transmit {
             destination: addr,
@@ -2438,7 +2483,6 @@ fn write_rr(out: &mut Scratch, ep: &LocalEndpoint, host: &str, cookie: &[u8]) {
     out.push(b'>');
 }
 
-/// Writes an IP address as text (IPv4 without `fmt`), returning its length.
 /// Removes the first `n` Route values of the request (across header lines).
 fn remove_route_values(
     req: &Message,
@@ -2448,7 +2492,16 @@ fn remove_route_values(
     if n == 0 {
         return Ok(());
     }
+    let top = req.top_route_span();
     for h in req.headers_named(HeaderName::Route) {
+        if n == 1
+            && let Some((index, _)) = top
+            && index == h.index
+        {
+            // The top Route value alone: the parse pass located it, so the line is not
+            // split again (the editor removes it the same way, line or value and comma).
+            return ed.remove_top_route();
+        }
         let values: SmallVec<[usize; 4]> = CommaSplit::new(h.value).map(|(off, _)| off).collect();
         let k = values.len().min(n as usize);
         if k == values.len() {
@@ -2496,6 +2549,105 @@ mod tests {
               Call-ID: c1@127.0.0.1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
         );
         Message::parse(Bytes::from(text)).ok()
+    }
+
+    #[test]
+    fn our_sent_by_is_recognised_as_the_search_for_its_end_recognised_it() {
+        let p = proxy_with(vec![
+            LocalEndpoint::new(Transport::Udp, "127.0.0.1:5060".parse().unwrap()),
+            LocalEndpoint::new(Transport::Tcp, "[::1]:5062".parse().unwrap()),
+        ]);
+        // What `top_sent_by_is_ours_verbatim` did before: cut the sent-by at its `;`.
+        let by_search = |msg: &Message| {
+            let (_, span) = msg.top_via_span().unwrap();
+            let rest = msg.slice(span).strip_prefix(b"SIP/2.0/").unwrap();
+            let rest = &rest[rest.iter().position(|&c| c == b' ').unwrap() + 1..];
+            let sent_by = &rest[..rest.iter().position(|&c| c == b';').unwrap_or(rest.len())];
+            p.sent_by_texts.iter().any(|t| t.as_slice() == sent_by)
+        };
+        let mut ours = 0;
+        for via in [
+            &b"SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsLf00"[..],
+            b"SIP/2.0/UDP 127.0.0.1:5060",
+            b"SIP/2.0/UDP 127.0.0.1:50600;branch=z9hG4bK1",
+            b"SIP/2.0/UDP 127.0.0.1:506;branch=z9hG4bK1",
+            b"SIP/2.0/UDP 127.0.0.1:5060 ;branch=z9hG4bK1",
+            b"SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1",
+            b"SIP/2.0/UDP 127.0.0.10:5060;branch=z9hG4bK1",
+            b"SIP/2.0/TCP [::1]:5062;branch=z9hG4bK1;received=::2",
+            b"SIP/2.0/TCP [::1]:5062",
+            b"SIP/2.0/TCP [::1]:50621;branch=z9hG4bK1",
+            b"SIP/2.0/UDP 127.0.0.1:5060, SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK2",
+        ] {
+            let mut text = b"SIP/2.0 200 OK\r\nVia: ".to_vec();
+            text.extend_from_slice(via);
+            text.extend_from_slice(
+                b"\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\nCall-ID: c\r\n\
+                  CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+            );
+            let Ok(msg) = Message::parse(Bytes::from(text)) else {
+                continue;
+            };
+            let want = by_search(&msg);
+            ours += usize::from(want);
+            assert_eq!(
+                p.top_sent_by_is_ours_verbatim(&msg),
+                want,
+                "{}",
+                String::from_utf8_lossy(via)
+            );
+        }
+        assert!(ours >= 4, "{ours}");
+    }
+
+    #[test]
+    fn removing_the_top_route_value_removes_what_splitting_the_line_removes() {
+        // What `remove_route_values` did for one value before it took the parse pass's
+        // top Route: split the first Route line.
+        fn by_splitting(req: &Message) -> Bytes {
+            let mut ed = Editor::new(req);
+            let mut n = 1usize;
+            for h in req.headers_named(HeaderName::Route) {
+                let values: Vec<usize> = CommaSplit::new(h.value).map(|(off, _)| off).collect();
+                let k = values.len().min(n);
+                if k == values.len() {
+                    ed.remove(h.line).unwrap();
+                } else {
+                    let start = h.value_span.start as usize;
+                    ed.remove(Span::new(start, start + values[k])).unwrap();
+                }
+                n -= k;
+                if n == 0 {
+                    break;
+                }
+            }
+            ed.finish().unwrap()
+        }
+        let mut seen = 0;
+        for route in [
+            &b"<sip:127.0.0.1:5060;lr>"[..],
+            b"<sip:127.0.0.1:5060;lr>,<sip:10.0.0.1;lr>",
+            b"<sip:127.0.0.1:5060;lr> , <sip:10.0.0.1;lr>",
+            b"<sip:127.0.0.1:5060;lr>,\r\n <sip:10.0.0.1;lr>",
+            b"<sip:127.0.0.1:5060;lr>,",
+            b", <sip:127.0.0.1:5060;lr>",
+            b"<sip:127.0.0.1:5060;lr>\r\nRoute: <sip:10.0.0.1;lr>",
+            b"\r\nRoute: <sip:127.0.0.1:5060;lr>, <sip:10.0.0.1;lr>",
+        ] {
+            let Some(req) = bye_with_route(route) else {
+                continue;
+            };
+            seen += 1;
+            let mut ed = Editor::new(&req);
+            remove_route_values(&req, &mut ed, 1).unwrap();
+            assert_eq!(
+                ed.finish().unwrap(),
+                by_splitting(&req),
+                "{}",
+                String::from_utf8_lossy(route)
+            );
+        }
+        assert!(seen >= 6, "{seen} of the messages parsed");
     }
 
     #[test]
@@ -2611,7 +2763,10 @@ mod tests {
             let Some(msg) = bye_with_route(r) else {
                 continue;
             };
-            if p.our_route_verbatim(&msg).is_some() {
+            if let Some(text) = p.our_route_verbatim(&msg)
+                && RouteCookie::decode_cached(text, &p.cookie_key, &mut p.cookie_tags.borrow_mut())
+                    .is_ok()
+            {
                 verbatim += 1;
             }
             assert_eq!(

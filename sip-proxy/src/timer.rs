@@ -40,6 +40,9 @@ pub(crate) struct TimerWheel<T> {
     /// slot is filled and expired a few hundred times a second; without these, each
     /// time costs an allocation, a regrowth or two and a free).
     spare: Vec<Vec<(u64, T)>>,
+    /// The last `now` of [`arm_in`](Self::arm_in), when not before `epoch`, and its
+    /// nanoseconds since `epoch`: a message usually arms two timers at one `now`.
+    last_now: Option<(Instant, u64)>,
 }
 
 impl<T> Default for TimerWheel<T> {
@@ -51,6 +54,7 @@ impl<T> Default for TimerWheel<T> {
             len: 0,
             next: None,
             spare: Vec::new(),
+            last_now: None,
         }
     }
 }
@@ -74,10 +78,7 @@ impl<T> TimerWheel<T> {
     /// bits: `Duration::as_nanos` is 128 bits wide, and dividing that is a call into a
     /// software division on every arm and every expiry check.
     fn nanos_since(epoch: Instant, at: Instant) -> u64 {
-        let d = at.saturating_duration_since(epoch);
-        d.as_secs()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(u64::from(d.subsec_nanos()))
+        Self::nanos(at.saturating_duration_since(epoch))
     }
 
     /// The tick whose end is at or after `at` (ceiling), from `epoch`.
@@ -97,6 +98,39 @@ impl<T> TimerWheel<T> {
             self.next = None;
         }
         self.insert(Self::tick_of(epoch, at), value);
+    }
+
+    /// Arms a timer `after` from `now`: the same as [`arm`](Self::arm) with `now + after`,
+    /// without the subtraction of `epoch` from `now + after` (the one from `now` is
+    /// remembered for the next timer armed at the same `now`).
+    pub(crate) fn arm_in(&mut self, now: Instant, after: Duration, value: T) {
+        let epoch = *self.epoch.get_or_insert(now);
+        let since = match self.last_now {
+            Some((t, n)) if t == now => n,
+            // Before the epoch `nanos_since` saturates at 0, and `now + after` would not
+            // be `after` past that.
+            _ if now < epoch => return self.arm(now, now + after, value),
+            _ => {
+                let n = Self::nanos_since(epoch, now);
+                self.last_now = Some((now, n));
+                n
+            }
+        };
+        if self.len == 0 {
+            // As in `arm`.
+            self.base = self.base.max(since.div_ceil(TICK_NANOS).saturating_sub(1));
+            self.next = None;
+        }
+        // `now + after - epoch` is `(now - epoch) + after`, exactly.
+        let at = since.saturating_add(Self::nanos(after));
+        self.insert(at.div_ceil(TICK_NANOS), value);
+    }
+
+    /// `d` in nanoseconds, saturating (like [`Self::nanos_since`]).
+    fn nanos(d: Duration) -> u64 {
+        d.as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()))
     }
 
     fn insert(&mut self, tick: u64, value: T) {
@@ -313,6 +347,35 @@ mod tests {
     }
 
     proptest! {
+        /// `arm_in(now, d)` arms what `arm(now, now + d)` arms: two wheels fed the same
+        /// timers, one each way, hold the same ticks and expire the same timers at every
+        /// step (times repeat, as several timers are armed at one `now`; some lie before
+        /// the first `now`).
+        #[test]
+        fn arming_after_a_duration_is_arming_at_now_plus_it(steps in prop::collection::vec((0u64..3, 0u64..2_000_000, 0u64..10, any::<bool>()), 1..200)) {
+            let t0 = Instant::now() + Duration::from_secs(1);
+            let (mut a, mut b) = (TimerWheel::default(), TimerWheel::default());
+            let mut now = t0;
+            for (k, &(advance, delay_us, back_ms, early)) in steps.iter().enumerate() {
+                let at_now = if early { now - Duration::from_millis(back_ms) } else { now };
+                let d = Duration::from_micros(delay_us);
+                a.arm(at_now, at_now + d, k);
+                b.arm_in(at_now, d, k);
+                prop_assert_eq!(a.len, b.len);
+                prop_assert_eq!(a.base, b.base);
+                prop_assert_eq!(a.next, b.next);
+                prop_assert!(a.slots.iter().eq(b.slots.iter()));
+                now += Duration::from_millis(advance * 3);
+                loop {
+                    let (x, y) = (a.pop_due(now), b.pop_due(now));
+                    prop_assert_eq!(x, y);
+                    if x.is_none() {
+                        break;
+                    }
+                }
+            }
+        }
+
         /// Against a sorted list: every timer fires, once, not before its deadline and
         /// within a tick after it, with timers armed while others expire.
         #[test]
