@@ -110,6 +110,17 @@ fn main() {
             let (mut k, mut now) = (0u64, Instant::now());
             p.start(now);
             black_box(call::calls(&mut p, &mut k, &mut now, num(2)));
+            // Every call's timers until they have all fired (Timers L, M and J run 64*T1
+            // = 32 s past the call): their expiry is part of a call's cost, and the calls
+            // run for a fraction of a second of the proxy's time.
+            for _ in 0..400 {
+                now += std::time::Duration::from_millis(100);
+                p.handle_timeout(now);
+                while let Some(t) = p.poll_transmit() {
+                    black_box(t);
+                }
+                while p.poll_event().is_some() {}
+            }
         }
         _ => usage(),
     }
