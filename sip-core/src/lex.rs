@@ -105,8 +105,9 @@ const HOLDS_ALNUM_DASH_DOT: u8 = TOKEN | HOST | PVAL | CALL_ID | DN_OK | URI_OK;
 /// are mostly made of), and only the other bytes of a block are looked up in the table.
 /// `class` must be made of [`HOLDS_ALNUM_DASH_DOT`] bits.
 ///
-/// Where it pays, as counted (`benches/count-instructions.sh`): the Call-ID, hosts,
-/// parameter values (branches, tags) and the Request-URI. In every run, blocks made a
+/// Where it pays, as counted (`benches/count-instructions.sh`): the Call-ID, parameter
+/// values (branches, tags) and the Request-URI; host names have their own pass of
+/// blocks ([`host_run`]), which also finds their dots. In every run, blocks made a
 /// stateless call 460 instructions dearer than the table alone, since most runs (`UDP`,
 /// `branch`, a display name) end in their first bytes, below a block's set-up cost.
 #[inline(always)]
