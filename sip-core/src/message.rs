@@ -692,7 +692,7 @@ impl Message {
     /// The Request-URI as a typed view (`None` for a response). It was parsed once, by the
     /// parse pass, which refuses a request whose Request-URI does not parse.
     pub fn request_uri_parsed(&self) -> Option<crate::uri::Uri<'_>> {
-        match self.start {
+        match &self.start {
             StartLine::Request { parsed_uri, .. } => Some(parsed_uri.view(self.as_bytes())),
             StartLine::Response { .. } => None,
         }
