@@ -307,7 +307,8 @@ struct LinePattern {
 /// Candidates per first letter (`r` has the most: seven).
 const LINE_CANDIDATES: usize = 8;
 
-/// A pattern that matches nothing (its word has a bit its mask clears).
+/// The filler of a letter's unused candidate slots (it would match nothing: its word has
+/// a bit its mask clears).
 const NO_LINE_PATTERN: LinePattern = LinePattern {
     name: HeaderName::Other,
     colon: 0,
@@ -316,13 +317,21 @@ const NO_LINE_PATTERN: LinePattern = LinePattern {
     word: [1; 2],
 };
 
-/// The pattern of `h`'s canonical name and a colon, when that fits in sixteen bytes.
+/// The pattern of `h`'s canonical name and a colon, when that fits in sixteen bytes: the
+/// name's [`folded`] words, with a mask that keeps the bytes up to the colon.
 const fn line_pattern_of(h: HeaderName) -> Option<LinePattern> {
     let s = h.as_str().as_bytes();
     let n = s.len() + 1;
     if n > 16 {
         return None;
     }
+    let mut line = [0u8; 16];
+    let mut i = 0;
+    while i < s.len() {
+        line[i] = s[i];
+        i += 1;
+    }
+    line[s.len()] = b':';
     let mut p = LinePattern {
         name: h,
         colon: s.len() as u8,
@@ -330,15 +339,18 @@ const fn line_pattern_of(h: HeaderName) -> Option<LinePattern> {
         keep: [0; 2],
         word: [0; 2],
     };
-    let mut i = 0;
-    while i < n {
-        let b = if i < s.len() { s[i] } else { b':' };
-        let fold = if b.is_ascii_alphabetic() { 0x20u64 } else { 0 };
-        let shift = 8 * (i % 8);
-        p.fold[i / 8] |= fold << shift;
-        p.keep[i / 8] |= 0xff << shift;
-        p.word[i / 8] |= ((b as u64) | fold) << shift;
-        i += 1;
+    let mut w = 0;
+    while w < 2 && 8 * w < n {
+        let len = if n - 8 * w < 8 { n - 8 * w } else { 8 };
+        let (word, fold) = folded(&line, 8 * w, len);
+        p.word[w] = word;
+        p.fold[w] = fold;
+        p.keep[w] = if len == 8 {
+            u64::MAX
+        } else {
+            (1 << (8 * len)) - 1
+        };
+        w += 1;
     }
     Some(p)
 }

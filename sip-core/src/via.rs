@@ -89,7 +89,7 @@ impl<'a> Via<'a> {
     /// The fast path on the first via-parm of a header value: the Via and where it ends
     /// (the end of `s`, or the comma before the next via-parm).
     pub(crate) fn parse_fast_prefix(s: &'a [u8]) -> Option<(Via<'a>, usize)> {
-        let mut spans = ViaSpans::default();
+        let mut spans = ViaSpans::EMPTY;
         let end = ViaSpans::parse_fast_prefix(s, 0, &mut spans)?;
         Some((spans.view(s), end))
     }
@@ -363,28 +363,32 @@ pub(crate) struct ViaSpans {
 }
 
 impl Default for ViaSpans {
-    /// No Via: every span empty, the host `0.0.0.0`.
+    /// [`ViaSpans::EMPTY`].
     fn default() -> ViaSpans {
-        ViaSpans {
-            params_offset: 0,
-            protocol_name: Span::default(),
-            protocol_version: Span::default(),
-            transport_raw: Span::default(),
-            host: HostSpan::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            host_raw: Span::default(),
-            port: None,
-            params: Span::default(),
-            branch: None,
-            received: None,
-            rport: None,
-            rport_name: None,
-            maddr: None,
-            ttl: None,
-        }
+        ViaSpans::EMPTY
     }
 }
 
 impl ViaSpans {
+    /// No Via: every span empty, the host `0.0.0.0` (storage for
+    /// [`ViaSpans::parse_fast_prefix`], and what a message without a Via holds).
+    pub(crate) const EMPTY: ViaSpans = ViaSpans {
+        params_offset: 0,
+        protocol_name: Span::new(0, 0),
+        protocol_version: Span::new(0, 0),
+        transport_raw: Span::new(0, 0),
+        host: HostSpan::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        host_raw: Span::new(0, 0),
+        port: None,
+        params: Span::new(0, 0),
+        branch: None,
+        received: None,
+        rport: None,
+        rport_name: None,
+        maddr: None,
+        ttl: None,
+    };
+
     /// The positions of `via`, whose slices all lie in `base`.
     #[inline(always)]
     pub(crate) fn of(via: &Via<'_>, base: &[u8]) -> ViaSpans {

@@ -223,6 +223,7 @@ fn start_line(d: &[u8], opts: &ParseOptions, start: &mut StartLine) -> Option<us
         uri: Span::new(u0, u1),
         parsed_uri: UriSpans::EMPTY,
     };
+    // (The variant just written: the URI is parsed into it in place.)
     let StartLine::Request { parsed_uri, .. } = start else {
         return None;
     };
