@@ -228,19 +228,25 @@ impl Message {
     /// # Ok::<(), sip_core::ParseError>(())
     /// ```
     pub fn parse_in_place(&mut self, buf: Bytes, opts: &ParseOptions) -> Result<(), ParseError> {
+        let buf = match self.fast_in_place(buf, opts) {
+            Ok(()) => return Ok(()),
+            Err(buf) => buf,
+        };
+        *self = Message::parse_reference(buf, opts)?;
+        Ok(())
+    }
+
+    /// The fast path of [`Message::parse_in_place`]: the buffer back, and the message
+    /// left empty, when the message is the reference parser's to judge.
+    #[inline(always)]
+    fn fast_in_place(&mut self, buf: Bytes, opts: &ParseOptions) -> Result<(), Bytes> {
         self.clear();
         if fast::parse_into(&buf, opts, self) {
             self.buf = buf;
             return Ok(());
         }
         self.clear();
-        match Message::parse_reference(buf, opts) {
-            Ok(m) => {
-                *self = m;
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        Err(buf)
     }
 
     /// [`Message::parse_in_place`], giving the buffer back with the error: a caller that
@@ -252,12 +258,10 @@ impl Message {
         buf: Bytes,
         opts: &ParseOptions,
     ) -> Result<(), (Bytes, ParseError)> {
-        self.clear();
-        if fast::parse_into(&buf, opts, self) {
-            self.buf = buf;
-            return Ok(());
-        }
-        self.clear();
+        let buf = match self.fast_in_place(buf, opts) {
+            Ok(()) => return Ok(()),
+            Err(buf) => buf,
+        };
         match Message::parse_reference(buf.clone(), opts) {
             Ok(m) => {
                 *self = m;
