@@ -633,6 +633,16 @@ abcdEXTRA";
             ed.remove_top_via().unwrap();
             assert_eq!(without_top_via(&m).unwrap(), ed.finish().unwrap());
         }
+        // The bytes a user's peer receives, written out: the top Via's line goes, and a
+        // line holding more values keeps the rest.
+        let want_one = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+            From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
+            Content-Length: 0\r\n\r\n";
+        assert_eq!(without_top_via(&parse(one)).unwrap(), &want_one[..]);
+        let want_spaced = b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+            From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
+            Content-Length: 2\r\n\r\nab";
+        assert_eq!(without_top_via(&parse(spaced)).unwrap(), &want_spaced[..]);
         let no_via = parse(b"SIP/2.0 200 OK\r\nCall-ID: c\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(without_top_via(&no_via), Err(EditError::Missing("Via")));
     }

@@ -27,7 +27,8 @@ const MAX_SPARE_ROOM: usize = 128;
 /// Timers carrying a `T` each, expired in slot order.
 #[derive(Debug)]
 pub(crate) struct TimerWheel<T> {
-    /// Time of tick 0: the `now` of the first [`arm`](Self::arm).
+    /// Time of tick 0: the `now` of the first [`arm`](Self::arm) or
+    /// [`arm_in`](Self::arm_in).
     epoch: Option<Instant>,
     /// The tick of `slots[0]`.
     base: u64,
