@@ -199,6 +199,10 @@ enum TimerRef {
     Client(u32, u32),
 }
 
+/// Most timers [`Proxy::handle_timeout`] takes from the wheel before firing them (see
+/// `Proxy::touch_due`).
+const DUE_BATCH: usize = 32;
+
 /// The sans-IO SIP proxy: feed it messages and timeouts, poll it for messages to send,
 /// the next deadline and events. One per worker thread; workers share only the
 /// [`Dispatcher`] and the [`CallTable`].
@@ -218,6 +222,8 @@ pub struct Proxy {
     server_index: PassThroughMap<(u32, u32)>,
     clients: Slab<ClientTx>,
     timers: TimerWheel<TimerRef>,
+    /// The timers [`Self::handle_timeout`] is firing, a batch at a time (kept for its room).
+    due: Vec<TimerRef>,
     /// Stateless mode: where recent requests went (retransmissions, CANCEL, non-2xx ACK).
     recent: RecentHops,
     transmits: VecDeque<Transmit>,
@@ -302,6 +308,7 @@ impl Proxy {
             server_index: PassThroughMap::default(),
             clients: Slab::with_seed(cfg.instance),
             timers: TimerWheel::default(),
+            due: Vec::new(),
             recent: RecentHops::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -2100,12 +2107,26 @@ impl Proxy {
     /// Processes every timer due at `now`: retransmissions, timeouts and failover, probes,
     /// the queue, expired dialogs.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(r) = self.timers.pop_due(now) {
-            match r {
-                TimerRef::Server(i, g) => self.server_timer(now, (i, g)),
-                TimerRef::Client(i, g) => self.client_timer(now, (i, g)),
+        let mut due = std::mem::take(&mut self.due);
+        loop {
+            due.clear();
+            while due.len() < DUE_BATCH
+                && let Some(r) = self.timers.pop_due(now)
+            {
+                due.push(r);
+            }
+            if due.is_empty() {
+                break;
+            }
+            self.touch_due(now, &due);
+            for &r in &due {
+                match r {
+                    TimerRef::Server(i, g) => self.server_timer(now, (i, g)),
+                    TimerRef::Client(i, g) => self.client_timer(now, (i, g)),
+                }
             }
         }
+        self.due = due;
         if self.next_queue_check.is_some_and(|t| t <= now) {
             self.service_queue(now);
         }
@@ -2130,15 +2151,45 @@ impl Proxy {
         }
     }
 
+    /// Reads what the timers of a batch will read first (each transaction, and the index
+    /// entry of each server transaction that ends), before the work on any of them. A
+    /// timer fires seconds after its transaction last ran, so these reads miss the cache;
+    /// issued together, in a loop of independent loads, the misses overlap instead of
+    /// coming one after another between the work on each timer.
+    fn touch_due(&self, now: Instant, due: &[TimerRef]) {
+        let mut seen = 0u64;
+        for &r in due {
+            seen ^= match r {
+                TimerRef::Server(i, g) => self.servers.get(i, g).map_or(0, |st| {
+                    if st.expire_at.is_some_and(|e| e <= now) {
+                        self.server_index.get(&st.key).map_or(0, |v| u64::from(v.0))
+                    } else {
+                        u64::from(st.state == ServerState::Completed)
+                    }
+                }),
+                TimerRef::Client(i, g) => self
+                    .clients
+                    .get(i, g)
+                    .map_or(0, |c| u64::from(c.expire_at.is_some_and(|e| e <= now))),
+            };
+        }
+        std::hint::black_box(seen);
+    }
+
     fn server_timer(&mut self, now: Instant, id: (u32, u32)) {
         let t2 = self.cfg.timers.t2;
         let Some(st) = self.servers.get_mut(id.0, id.1) else {
             return;
         };
         if st.expire_at.is_some_and(|e| e <= now) {
-            let st = self.servers.remove(id.0, id.1).expect("present");
-            if self.server_index.get(&st.key) == Some(&id) {
-                self.server_index.remove(&st.key);
+            let key = self.servers.remove_with(id.0, id.1, |st| st.key);
+            // One probe of the index: the entry is ours but for a later transaction with
+            // the same key (put back then).
+            if let Some(key) = key
+                && let Some(other) = self.server_index.remove(&key)
+                && other != id
+            {
+                self.server_index.insert(key, other);
             }
             return;
         }
@@ -2224,18 +2275,19 @@ impl Proxy {
     }
 
     fn remove_client(&mut self, id: (u32, u32)) {
-        if let Some(c) = self.clients.remove(id.0, id.1) {
+        let taken = self.clients.remove_with(id.0, id.1, |c| {
             if c.accounted
                 && let Some(d) = &c.destination
             {
                 d.transaction_cancelled();
             }
-            if let Some(sid) = c.server
-                && let Some(st) = self.servers.get_mut(sid.0, sid.1)
-                && st.client == Some(id)
-            {
-                st.client = None;
-            }
+            c.server
+        });
+        if let Some(Some(sid)) = taken
+            && let Some(st) = self.servers.get_mut(sid.0, sid.1)
+            && st.client == Some(id)
+        {
+            st.client = None;
         }
     }
 
