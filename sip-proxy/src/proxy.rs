@@ -2157,21 +2157,33 @@ impl Proxy {
     /// issued together, in a loop of independent loads, the misses overlap instead of
     /// coming one after another between the work on each timer.
     fn touch_due(&self, now: Instant, due: &[TimerRef]) {
+        // Two passes of short, independent loads: the transactions first (noting the key
+        // of each server transaction that ends), then those keys' index entries, which
+        // only the first pass's loads tell where to find.
+        let mut keys = [0u64; DUE_BATCH];
+        let mut ending = 0;
         let mut seen = 0u64;
         for &r in due {
-            seen ^= match r {
-                TimerRef::Server(i, g) => self.servers.get(i, g).map_or(0, |st| {
-                    if st.expire_at.is_some_and(|e| e <= now) {
-                        self.server_index.get(&st.key).map_or(0, |v| u64::from(v.0))
-                    } else {
-                        u64::from(st.state == ServerState::Completed)
+            match r {
+                TimerRef::Server(i, g) => {
+                    if let Some(st) = self.servers.get(i, g)
+                        && st.expire_at.is_some_and(|e| e <= now)
+                        && ending < DUE_BATCH
+                    {
+                        keys[ending] = st.key;
+                        ending += 1;
                     }
-                }),
-                TimerRef::Client(i, g) => self
-                    .clients
-                    .get(i, g)
-                    .map_or(0, |c| u64::from(c.expire_at.is_some_and(|e| e <= now))),
-            };
+                }
+                TimerRef::Client(i, g) => {
+                    seen ^= self
+                        .clients
+                        .get(i, g)
+                        .map_or(0, |c| u64::from(c.expire_at.is_some_and(|e| e <= now)));
+                }
+            }
+        }
+        for key in &keys[..ending] {
+            seen ^= self.server_index.get(key).map_or(0, |v| u64::from(v.0));
         }
         std::hint::black_box(seen);
     }
