@@ -44,6 +44,8 @@ pub(crate) struct TimerWheel<T> {
     /// The last `now` of [`arm_in`](Self::arm_in), when not before `epoch`, and its
     /// nanoseconds since `epoch`: a message usually arms two timers at one `now`.
     last_now: Option<(Instant, u64)>,
+    /// The last `now` of [`pop_due`](Self::pop_due) and the last tick due then.
+    last_due: Option<(Instant, u64)>,
 }
 
 impl<T> Default for TimerWheel<T> {
@@ -56,6 +58,7 @@ impl<T> Default for TimerWheel<T> {
             next: None,
             spare: Vec::new(),
             last_now: None,
+            last_due: None,
         }
     }
 }
@@ -168,8 +171,16 @@ impl<T> TimerWheel<T> {
     /// One timer whose deadline has passed at `now`, if any.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<T> {
         let epoch = self.epoch?;
-        // Slots whose end is at or before now.
-        let due = Self::nanos_since(epoch, now) / TICK_NANOS;
+        // Slots whose end is at or before now (worked out once for the several calls
+        // that one `now` makes, each of which would otherwise subtract two `Instant`s).
+        let due = match self.last_due {
+            Some((t, d)) if t == now => d,
+            _ => {
+                let d = Self::nanos_since(epoch, now) / TICK_NANOS;
+                self.last_due = Some((now, d));
+                d
+            }
+        };
         while self.next.is_some_and(|n| n <= due) {
             let front = self.slots.front_mut()?;
             if let Some((tick, value)) = front.pop() {
