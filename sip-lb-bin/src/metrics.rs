@@ -452,6 +452,11 @@ pub fn render(i: &Input<'_>) -> String {
             t.queue_len,
         ),
         (
+            "siplb_timers_pending",
+            "Transaction timers armed and not yet come round.",
+            t.timers_pending,
+        ),
+        (
             "siplb_active_calls",
             "Calls answered and not ended.",
             i.active_calls,
@@ -662,6 +667,7 @@ mod tests {
         totals.probes_failed = 1;
         totals.server_transactions = 4;
         totals.queue_len = 2;
+        totals.timers_pending = 12;
         let ev = EventMetrics::new();
         ev.observe(&Event::Rejected {
             code: 400,
@@ -689,6 +695,7 @@ mod tests {
         assert_eq!(v("siplb_probes_failed_total"), 1.0);
         assert_eq!(v("siplb_server_transactions"), 4.0);
         assert_eq!(v("siplb_queue_length"), 2.0);
+        assert_eq!(v("siplb_timers_pending"), 12.0);
         assert_eq!(v("siplb_active_calls"), 2.0);
         assert_eq!(v("siplb_rejected_by_code_total{code=\"400\"}"), 1.0);
         assert_eq!(v("siplb_calls_started_total"), 5.0);

@@ -174,6 +174,7 @@ fn add_stats(t: &mut ProxyStats, s: &ProxyStats) {
     t.server_transactions += s.server_transactions;
     t.client_transactions += s.client_transactions;
     t.queue_len += s.queue_len;
+    t.timers_pending += s.timers_pending;
 }
 
 /// The running workers.

@@ -180,6 +180,10 @@ pub struct ProxyStats {
     pub client_transactions: u64,
     /// Current queue length.
     pub queue_len: u64,
+    /// Transaction timers armed and not yet come round (retransmission, timeout and
+    /// wait timers; a timer whose transaction has moved on stays counted until its
+    /// time). A busy proxy holds about six per call answered in the last five seconds.
+    pub timers_pending: u64,
 }
 
 /// Number of method slots in [`ProxyStats::requests_by_method`].

@@ -442,6 +442,7 @@ impl Proxy {
         s.server_transactions = self.servers.len() as u64;
         s.client_transactions = self.clients.len() as u64;
         s.queue_len = self.queue.len() as u64;
+        s.timers_pending = self.timers.len() as u64;
         s
     }
 
@@ -1698,10 +1699,13 @@ impl Proxy {
         if let Some(st) = self.servers.get_mut(id.0, id.1) {
             st.client = Some((cidx, cgen));
         }
-        if !reliable {
-            self.arm_in(now, t.t1, TimerRef::Client(cidx, cgen));
-        }
-        self.arm_in(now, timeout, TimerRef::Client(cidx, cgen));
+        // One timer: the first retransmission (which arms the next one, or the timeout
+        // when that comes first), or the timeout where nothing is retransmitted. A
+        // transaction answered before its first retransmission then leaves one stale
+        // timer behind, not two: most requests are answered within T1, and the timeout's
+        // timer would wait out its 5 seconds (timer C: 3 minutes) in the wheel.
+        let first = if reliable { timeout } else { t.t1.min(timeout) };
+        self.arm_in(now, first, TimerRef::Client(cidx, cgen));
         self.stats.requests_forwarded += 1;
         self.transmits.push_back(Transmit {
             destination: hop.addr,
@@ -1957,9 +1961,16 @@ impl Proxy {
                 if c.invite {
                     c.retransmit_at = None;
                     if first {
-                        c.timeout_at = Some(now + t.no_final_invite);
-                        self.timers
-                            .arm_in(now, t.no_final_invite, TimerRef::Client(id.0, id.1));
+                        // Timer C. A timer is armed for it only when it ends before the
+                        // timeout it replaces: otherwise the timer the request's send
+                        // armed (its first retransmission, or that timeout) fires first,
+                        // and arms this one then if the INVITE still waits. A call
+                        // answered before that leaves no 3-minute timer behind.
+                        let at = now + t.no_final_invite;
+                        if c.timeout_at.is_none_or(|before| at < before) {
+                            self.timers.arm(now, at, TimerRef::Client(id.0, id.1));
+                        }
+                        c.timeout_at = Some(at);
                     }
                 } else {
                     c.interval = t.t2;
@@ -2306,7 +2317,16 @@ impl Proxy {
             };
             self.transmits.push_back(tx);
             self.stats.retransmissions_sent += 1;
-            self.arm(now, next, TimerRef::Client(id.0, id.1));
+            // One timer for both: the timeout, when it comes before the next send.
+            let at = c.timeout_at.map_or(next, |to| to.min(next));
+            self.arm(now, at, TimerRef::Client(id.0, id.1));
+        } else if matches!(c.state, ClientState::Calling | ClientState::Proceeding)
+            && c.retransmit_at.is_none()
+            && let Some(to) = c.timeout_at
+        {
+            // Nothing more to send: what remains is the timeout (timer B, F or C), which
+            // no timer was armed for while the sends came first.
+            self.arm(now, to, TimerRef::Client(id.0, id.1));
         }
     }
 

@@ -65,7 +65,6 @@ impl<T> Default for TimerWheel<T> {
 
 impl<T> TimerWheel<T> {
     /// Timers armed and not yet expired.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -80,6 +80,42 @@ fn basic_call_stateful() {
 }
 
 #[test]
+fn a_call_answered_within_t1_arms_six_timers_and_none_outlives_the_wait() {
+    // INVITE answered at once, ACK, BYE answered at once: each client transaction arms
+    // its first retransmission only (its timeout is armed by that timer if it is still
+    // waiting then), and each transaction its wait after the final response: Timers A
+    // and M, E and K, L and J. No timeout's timer (5 s) and no Timer C (3 minutes) is
+    // left to come round for a transaction long gone.
+    let mut net = Net::with_backends(Mode::Stateful, 1);
+    net.send(caller(), invite("c6", "z9hG4bKinv6"));
+    let out = net.out();
+    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    net.send(backend(0), respond(&fwd, 180, "Ringing"));
+    net.send(backend(0), respond(&fwd, 200, "OK"));
+    let out = net.out();
+    let ok = Message::parse(out[1].bytes.clone()).unwrap();
+    assert_eq!(ok.status_code(), Some(200));
+    net.send(caller(), in_dialog("ACK", &ok, "z9hG4bKack6", 1));
+    net.send(caller(), in_dialog("BYE", &ok, "z9hG4bKbye6", 2));
+    let out = net.out();
+    let bye = Message::parse(out.last().unwrap().bytes.clone()).unwrap();
+    assert_eq!(bye.method(), Some(Method::Bye));
+    net.send(backend(0), respond(&bye, 200, "OK"));
+    assert_eq!(net.out().len(), 1);
+    assert_eq!(net.proxy.stats().timers_pending, 6);
+    // Past T1 the two retransmission timers have come round and sent nothing.
+    let sent = net.advance_collect(ms(600));
+    assert!(sent.is_empty(), "{}", describe(&sent));
+    assert_eq!(net.proxy.stats().timers_pending, 4);
+    // Past the 5-second waits nothing is left: no transaction, no timer.
+    let sent = net.advance_collect(ms(5_000));
+    assert!(sent.is_empty(), "{}", describe(&sent));
+    assert_eq!(net.proxy.transaction_count(), (0, 0));
+    assert_eq!(net.proxy.stats().timers_pending, 0);
+    net.drain_and_check();
+}
+
+#[test]
 fn retransmissions_are_absorbed_and_answered_from_state() {
     let mut net = Net::with_backends(Mode::Stateful, 1);
     net.send(caller(), invite("c2", "z9hG4bKinv2"));
@@ -244,6 +280,43 @@ fn past_timer_c(call_id: &str, branch: &str) -> (Net, std::net::SocketAddr, Mess
             .any(|(to, m)| *to == caller() && m.status_code() == Some(408))
     );
     (net, callee, fwd)
+}
+
+#[test]
+fn timer_c_shorter_than_the_response_timeout_fires_on_time_over_tcp() {
+    // Over TCP nothing is retransmitted: the only timer the INVITE's send arms is its
+    // 5-second response timeout. A Timer C of 2 seconds, started by the 180, ends before
+    // it and is armed itself.
+    let mut cfg = config(Mode::Stateful);
+    cfg.listeners.push(sip_proxy::LocalEndpoint::new(
+        sip_core::Transport::Tcp,
+        addr(LB),
+    ));
+    cfg.timers.no_final_invite = Duration::from_secs(2);
+    let mut net = Net::new(cfg, &format!("1 sip:{};transport=tcp\n", backend(0)));
+    net.send(caller(), invite("c3t", "z9hG4bKinv3t"));
+    let out = net.out();
+    assert_eq!(out[1].transport, sip_core::Transport::Tcp);
+    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    net.send(backend(0), respond(&fwd, 180, "Ringing"));
+    net.expect_one(caller());
+    let sent: Vec<_> = net
+        .advance_collect(ms(2100))
+        .into_iter()
+        .map(|t| (t.destination, Message::parse(t.bytes).unwrap()))
+        .collect();
+    assert!(
+        sent.iter()
+            .any(|(to, m)| *to == backend(0) && m.method() == Some(Method::Cancel)),
+        "no CANCEL by 2.1 s"
+    );
+    assert!(
+        sent.iter()
+            .any(|(to, m)| *to == caller() && m.status_code() == Some(408)),
+        "no 408 by 2.1 s"
+    );
+    net.send(backend(0), respond(&fwd, 487, "Request Terminated"));
+    net.drain_and_check();
 }
 
 fn failovers(net: &Net) -> usize {
