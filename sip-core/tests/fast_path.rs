@@ -252,6 +252,40 @@ fn the_second_via_and_the_kept_top_via_whatever_the_via_lines_look_like() {
     }
 }
 
+/// A request line with its spaces anywhere (the fast path takes the URI to end at the
+/// space before the closing `SIP/2.0`), and header values with white space or a CR at
+/// their edges (the fast path trims one space and one CR).
+#[test]
+fn start_lines_and_value_edges_with_unusual_white_space() {
+    let rest = "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\n\
+                Call-ID: c1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n";
+    for line in [
+        "INVITE sip:a@b SIP/2.0",
+        "INVITE sip:a@b  SIP/2.0",
+        "INVITE  sip:a@b SIP/2.0",
+        "INVITE sip:a@b SIP/2.0 SIP/2.0",
+        "INVITE sip:a b SIP/2.0",
+        "INVITE sip:a@b\tSIP/2.0",
+        "INVITE SIP/2.0",
+        "INVITE  SIP/2.0",
+        "INVITE sip: SIP/2.0",
+        "INVITE sip:a@b SIP/2.0 ",
+        "INVITE sip:a@bSIP/2.0",
+        "INVITE sip:a@b SIP/2.00",
+    ] {
+        let m = format!("{line}\r\n{rest}Content-Length: 0\r\n\r\n");
+        let taken = agree(m.as_bytes());
+        assert_eq!(taken, line == "INVITE sip:a@b SIP/2.0", "{line:?}");
+    }
+    for value in [
+        " x\r", "x\r", " x", "x", "  x\r", " x \r", " x\r\r", " \r", "\r", " ", "", "\t x\r",
+        " x\t\r", " \rx\r",
+    ] {
+        let m = format!("INVITE sip:a@b SIP/2.0\r\n{rest}X-V:{value}\nContent-Length: 0\r\n\r\n");
+        agree(m.as_bytes());
+    }
+}
+
 /// Inputs on which the fuzzer once found the two parsers differing.
 #[test]
 fn regressions_found_by_fuzzing() {

@@ -132,18 +132,16 @@ fn other_name(d: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
 #[inline(always)]
 fn trim_value(d: &[u8], from: usize, lf: usize) -> Span {
     // The usual line, `: value\r\n`: one space, a value that starts and ends with a
-    // visible byte, a CR.
-    if let Some(v) = d.get(from..lf) {
-        let (v, a) = match v {
-            [b' ', rest @ ..] => (rest, from + 1),
-            _ => (v, from),
-        };
-        let v = v.strip_suffix(b"\r").unwrap_or(v);
-        if let (Some(&first), Some(&last)) = (v.first(), v.last())
+    // visible byte, a CR. (`from <= lf`: the LF was searched for from `from`.)
+    if let (Some(&f), Some(&c)) = (d.get(from), d.get(lf.wrapping_sub(1))) {
+        let a = from + usize::from(f == b' ');
+        let b = lf - usize::from(c == b'\r');
+        if let Some(v) = d.get(a..b)
+            && let (Some(&first), Some(&last)) = (v.first(), v.last())
             && first > b' '
             && last > b' '
         {
-            return Span::new(a, a + v.len());
+            return Span::new(a, b);
         }
     }
     trim_value_slow(d, from, lf)
@@ -208,8 +206,11 @@ fn start_line(d: &[u8], opts: &ParseOptions, start: &mut StartLine) -> Option<us
         return None;
     }
     let u0 = m + 1;
-    let u1 = find_byte(line, u0, b' ')?;
-    if &line[u1 + 1..] != b"SIP/2.0" {
+    // The URI ends at the first space after it, which is the one before the `SIP/2.0`
+    // ending the line: `UriSpans::parse_fast` below accepts no space in a URI (so no
+    // byte-by-byte search for that space).
+    let u1 = line.len().checked_sub(8).filter(|&u1| u1 >= u0)?;
+    if &line[u1..] != b" SIP/2.0" {
         return None;
     }
     let uri = &line[u0..u1];
