@@ -74,10 +74,10 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
         if line_end - pos > max_line || msg.headers.len() >= max_headers {
             return None;
         }
-        let value = trim_value(d, value_from, lf);
+        let (value, v) = trim_value(d, value_from, lf);
         let index = msg.headers.len() as u16;
         if name != HeaderName::Other {
-            essential(&mut msg.ess, d, name, index, value, opts)?;
+            essential(&mut msg.ess, d, name, index, value, v, opts)?;
         }
         msg.headers.push(RawHeader {
             name,
@@ -128,9 +128,10 @@ fn other_name(d: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
 }
 
 /// The value between the colon at `from - 1` and the LF at `lf`, without the white space
-/// around it: one space and a CR in the usual case, any LWS otherwise.
+/// around it: one space and a CR in the usual case, any LWS otherwise. Its span and its
+/// bytes (cut here, where their bounds are known, not again from the span).
 #[inline(always)]
-fn trim_value(d: &[u8], from: usize, lf: usize) -> Span {
+fn trim_value(d: &[u8], from: usize, lf: usize) -> (Span, &[u8]) {
     // The usual line, `: value\r\n`: one space, a value that starts and ends with a
     // visible byte, a CR. (`from <= lf`: the LF was searched for from `from`.)
     if let (Some(&f), Some(&c)) = (d.get(from), d.get(lf.wrapping_sub(1))) {
@@ -141,10 +142,11 @@ fn trim_value(d: &[u8], from: usize, lf: usize) -> Span {
             && first > b' '
             && last > b' '
         {
-            return Span::new(a, b);
+            return (Span::new(a, b), v);
         }
     }
-    trim_value_slow(d, from, lf)
+    let value = trim_value_slow(d, from, lf);
+    (value, value.of(d))
 }
 
 /// [`trim_value`] for any line.
@@ -232,8 +234,8 @@ fn start_line(d: &[u8], opts: &ParseOptions, start: &mut StartLine) -> Option<us
     Some(lf + 1)
 }
 
-/// The proxy-essential fields of one known header, as `Message::locate_essential`
-/// records them.
+/// The proxy-essential fields of one known header (its value at `value`, the bytes `v`),
+/// as `Message::locate_essential` records them.
 #[inline]
 fn essential(
     ess: &mut Essentials,
@@ -241,10 +243,10 @@ fn essential(
     name: HeaderName,
     index: u16,
     value: Span,
+    v: &[u8],
     opts: &ParseOptions,
 ) -> Option<()> {
     let limits = &opts.limits;
-    let v = value.of(d);
     let vstart = value.start as usize;
     match name {
         HeaderName::Via => {
