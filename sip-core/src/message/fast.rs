@@ -64,8 +64,9 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
             msg.headers_end = pos as u32;
             break pos + 1;
         }
-        let (name, name_end, colon) = match HeaderName::at_line_start(&d[pos..]) {
-            Some((name, n)) => (name, pos + n, pos + n),
+        // (A name `at_line_start` knows is at most fifteen bytes long.)
+        let (name, name_len, colon) = match HeaderName::at_line_start(&d[pos..]) {
+            Some((name, n)) => (name, n as u16, pos + n),
             None => other_name(d, pos)?,
         };
         let value_from = colon + 1;
@@ -82,12 +83,8 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
         if name != HeaderName::Other {
             essential(&mut msg.ess, d, name, index, value, v, opts)?;
         }
-        msg.headers.push(RawHeader {
-            name,
-            name_span: Span::new(pos, name_end),
-            value,
-            line_end: line_end as u32,
-        });
+        msg.headers
+            .push(RawHeader::with_name_len(name, pos as u32, name_len, value));
         count += 1;
         pos = line_end;
     };
@@ -107,10 +104,10 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
     Some(())
 }
 
-/// The name of a line [`HeaderName::at_line_start`] did not recognise: `(name, end of
-/// the name, index of the colon)`.
+/// The name of a line [`HeaderName::at_line_start`] did not recognise: `(name, its
+/// length as a line keeps it, index of the colon)`.
 #[inline(never)]
-fn other_name(d: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
+fn other_name(d: &[u8], pos: usize) -> Option<(HeaderName, u16, usize)> {
     let colon = find_colon_or_lf(d, pos)?;
     if d[colon] != b':' {
         return None;
@@ -128,7 +125,7 @@ fn other_name(d: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
     if name == HeaderName::Other && run(raw_name, 0, TOKEN) != raw_name.len() {
         return None;
     }
-    Some((name, name_end, colon))
+    Some((name, RawHeader::name_len(name_end - pos), colon))
 }
 
 /// The value between the colon at `from - 1` and the LF at `lf`, without the white space
