@@ -253,8 +253,9 @@ fn the_second_via_and_the_kept_top_via_whatever_the_via_lines_look_like() {
 }
 
 /// A request line with its spaces anywhere (the fast path takes the URI to end at the
-/// space before the closing `SIP/2.0`), and header values with white space or a CR at
-/// their edges (the fast path trims one space and one CR).
+/// space before the closing `SIP/2.0`), header values with white space or a CR at their
+/// edges (the fast path trims one space and one CR), and folded lines (left to the
+/// reference parser).
 #[test]
 fn start_lines_and_value_edges_with_unusual_white_space() {
     let rest = "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\n\
@@ -283,6 +284,15 @@ fn start_lines_and_value_edges_with_unusual_white_space() {
     ] {
         let m = format!("INVITE sip:a@b SIP/2.0\r\n{rest}X-V:{value}\nContent-Length: 0\r\n\r\n");
         agree(m.as_bytes());
+    }
+    // A folded line is the reference parser's, whichever header it continues.
+    for folded in [
+        "X-V: a,\r\n b",
+        "X-V: a\r\n\tb",
+        "Via: SIP/2.0/UDP g;branch=z9hG4bK2,\r\n SIP/2.0/UDP k",
+    ] {
+        let m = format!("INVITE sip:a@b SIP/2.0\r\n{rest}{folded}\r\nContent-Length: 0\r\n\r\n");
+        assert!(!agree(m.as_bytes()), "{folded:?}");
     }
 }
 

@@ -1,7 +1,7 @@
 //! The parser's fast path.
 //!
 //! It recognises the shapes nearly every message on the wire has (`SIP/2.0` start lines,
-//! `Name: value` lines without odd white space, `SIP/2.0/UDP host:port;params` Vias,
+//! unfolded `Name: value` lines without odd white space, `SIP/2.0/UDP host:port;params` Vias,
 //! `"Name" <uri>;tag=x` addresses, `sip:user@host:port;params` Request-URIs) in tight
 //! loops, and answers `None` for anything else: then [`Message::parse_with`] runs the
 //! reference parser, which knows the whole grammar and words every error. The fast path
@@ -70,10 +70,10 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
             None => other_name(d, pos)?,
         };
         let value_from = colon + 1;
-        let mut lf = find_lf(d, value_from)?;
-        while matches!(d.get(lf + 1), Some(b' ' | b'\t')) {
-            lf = find_lf(d, lf + 1)?;
-        }
+        // A line folded onto the next (RFC 3261 §7.3.1: the next starts with SP or HT,
+        // which no header name does) is the reference parser's: the next line, taken for
+        // a header line of its own, has no name, and the path gives up there.
+        let lf = find_lf(d, value_from)?;
         let line_end = lf + 1;
         if line_end - pos > max_line || count >= max_headers {
             return None;
