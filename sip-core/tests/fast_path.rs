@@ -285,6 +285,57 @@ fn start_lines_and_value_edges_with_unusual_white_space() {
         let m = format!("INVITE sip:a@b SIP/2.0\r\n{rest}X-V:{value}\nContent-Length: 0\r\n\r\n");
         agree(m.as_bytes());
     }
+    // Numbers at the edges of their bounds and of the fast path's ten digits.
+    let numbers = [
+        "0",
+        "7",
+        "0070",
+        "255",
+        "256",
+        "2147483647",
+        "2147483648",
+        "4294967295",
+        "4294967296",
+        "99999999999",
+        "00000000001",
+        "0000000000",
+        "1a",
+        "a1",
+        "-1",
+        "+1",
+        "",
+    ];
+    for n in numbers {
+        for (header, tail) in [
+            ("CSeq: ", " INVITE"),
+            ("Max-Forwards: ", ""),
+            ("Content-Length: ", ""),
+        ] {
+            let rest = rest
+                .replace("CSeq: 1 INVITE\r\n", "")
+                .replace("Max-Forwards: 70\r\n", "");
+            let mut m = format!("INVITE sip:a@b SIP/2.0\r\n{rest}");
+            for (h, t, v) in [("CSeq: ", " INVITE", "1"), ("Max-Forwards: ", "", "70")] {
+                if h != header {
+                    m += &format!("{h}{v}{t}\r\n");
+                }
+            }
+            m += &format!("{header}{n}{tail}\r\n");
+            if header != "Content-Length: " {
+                m += "Content-Length: 0\r\n";
+            }
+            m += "\r\n";
+            let taken = agree(m.as_bytes());
+            let usual = [
+                ("CSeq: ", "2147483647"),
+                ("Max-Forwards: ", "0070"),
+                ("Content-Length: ", "0000000000"),
+            ];
+            if usual.contains(&(header, n)) {
+                assert!(taken, "{m}");
+            }
+        }
+    }
     // A folded line is the reference parser's, whichever header it continues.
     for folded in [
         "X-V: a,\r\n b",

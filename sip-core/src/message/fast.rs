@@ -15,11 +15,11 @@
 use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine};
 use crate::header::HeaderName;
 use crate::lex::{
-    CALL_ID, DN_OK, Rel, TOKEN, eq_lower_word, find_byte, find_byte_or_ctl, find_colon_or_lf,
-    find_lf, param, params_go_on, run, run_long,
+    CALL_ID, DN_OK, Rel, TOKEN, eq_lower_word, find_byte_or_ctl, find_colon_or_lf, find_lf, param,
+    params_go_on, run, run_long,
 };
 use crate::method::Method;
-use crate::scan::{CommaSplit, count_values, is_lws, parse_u32, quoted_end, trim_lws_range};
+use crate::scan::{CommaSplit, count_values, is_lws, quoted_end, trim_lws_range};
 use crate::span::Span;
 use crate::uri::UriSpans;
 use crate::via::ViaSpans;
@@ -301,13 +301,13 @@ fn essential(
             if ess.max_forwards.is_some() {
                 return None;
             }
-            ess.max_forwards = Some((index, parse_u32(v, 255)? as u8));
+            ess.max_forwards = Some((index, whole_number(v, 255)? as u8));
         }
         HeaderName::ContentLength => {
             if ess.content_length.is_some() {
                 return None;
             }
-            ess.content_length = Some(parse_u32(v, limits.max_message_size)?);
+            ess.content_length = Some(whole_number(v, limits.max_message_size)?);
         }
         HeaderName::Route => {
             let n = if ess.top_route.is_none() {
@@ -333,13 +333,44 @@ fn essential(
 /// and where the method starts.
 #[inline]
 fn cseq(v: &[u8]) -> Option<(u32, Method, usize)> {
-    let sp = find_byte(v, 0, b' ')?;
-    let number = parse_u32(&v[..sp], (1u32 << 31) - 1)?;
+    let (number, sp) = number_prefix(v)?;
+    if v.get(sp) != Some(&b' ') || number > (1u64 << 31) - 1 {
+        return None;
+    }
     let m = &v[sp + 1..];
     if m.is_empty() || run(m, 0, TOKEN) != m.len() {
         return None;
     }
-    Some((number, Method::from_bytes(m), sp + 1))
+    Some((number as u32, Method::from_bytes(m), sp + 1))
+}
+
+/// The digits at the start of `v`, at most ten (more, which only leading zeros allow
+/// under 2^32, are the reference parser's): their value and how many there are; `None`
+/// when `v` does not start with a digit. One pass, no overflow test per digit.
+#[inline(always)]
+fn number_prefix(v: &[u8]) -> Option<(u64, usize)> {
+    let mut n = 0u64;
+    let mut i = 0;
+    while let Some(&b) = v.get(i) {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        if i == 10 {
+            return None;
+        }
+        n = n * 10 + u64::from(digit);
+        i += 1;
+    }
+    (i > 0).then_some((n, i))
+}
+
+/// `v` as a number of at most `max`, as `parse_u32` reads it, for the usual numbers (up
+/// to ten digits).
+#[inline(always)]
+fn whole_number(v: &[u8], max: u32) -> Option<u32> {
+    let (n, len) = number_prefix(v)?;
+    (len == v.len() && n <= u64::from(max)).then_some(n as u32)
 }
 
 /// The number of list elements after the first one, which ended at `end` (the end of
