@@ -53,16 +53,19 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
     let mut count = msg.headers.len();
     let body_start = loop {
         let first = *d.get(pos)?;
-        if first == b'\r' {
-            if d.get(pos + 1) != Some(&b'\n') {
-                return None;
+        // (One comparison for the usual line, which starts with a letter.)
+        if first <= b'\r' {
+            if first == b'\r' {
+                if d.get(pos + 1) != Some(&b'\n') {
+                    return None;
+                }
+                msg.headers_end = pos as u32;
+                break pos + 2;
             }
-            msg.headers_end = pos as u32;
-            break pos + 2;
-        }
-        if first == b'\n' {
-            msg.headers_end = pos as u32;
-            break pos + 1;
+            if first == b'\n' {
+                msg.headers_end = pos as u32;
+                break pos + 1;
+            }
         }
         // (A name `at_line_start` knows is at most fifteen bytes long.)
         let (name, name_len, colon) = match HeaderName::at_line_start(&d[pos..]) {
