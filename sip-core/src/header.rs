@@ -385,23 +385,24 @@ impl HeaderName {
     #[inline(always)]
     pub(crate) fn at_line_start(line: &[u8]) -> Option<(HeaderName, usize)> {
         let head: &[u8; 16] = line.first_chunk()?;
-        if head[1] == b':' {
-            let h = HeaderName::from_compact(head[0]);
-            return (h != HeaderName::Other).then_some((h, 1));
-        }
         let l = (head[0] | 0x20).wrapping_sub(b'a');
         let (candidates, n) = LINE_PATTERNS.get(l as usize)?;
         let (w0, w1) = head.split_at(8);
         let w0 = u64::from_le_bytes(w0.try_into().unwrap_or([0; 8]));
         let w1 = u64::from_le_bytes(w1.try_into().unwrap_or([0; 8]));
-        candidates
-            .get(..*n)?
-            .iter()
-            .find(|p| {
-                (w0 | p.fold[0]) & p.keep[0] == p.word[0]
-                    && (w1 | p.fold[1]) & p.keep[1] == p.word[1]
-            })
-            .map(|p| (p.name, p.colon as usize))
+        let full = candidates.get(..*n)?.iter().find(|p| {
+            (w0 | p.fold[0]) & p.keep[0] == p.word[0] && (w1 | p.fold[1]) & p.keep[1] == p.word[1]
+        });
+        if let Some(p) = full {
+            return Some((p.name, p.colon as usize));
+        }
+        // A compact form (after the full names, which are the usual lines: no full
+        // name's pattern holds a colon second). Every compact letter is a letter.
+        if head[1] == b':' {
+            let h = HeaderName::from_compact(head[0]);
+            return (h != HeaderName::Other).then_some((h, 1));
+        }
+        None
     }
 }
 

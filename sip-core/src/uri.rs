@@ -663,7 +663,9 @@ impl UriSpans {
         let mut k = lex::run_long(rest, 0, lex::URI_OK);
         if rest.get(k) == Some(&b'@') {
             at_sign = Some(k);
-            k = lex::run(rest, k + 1, lex::URI_OK);
+            // (By blocks too: a host, port and parameters after a user part are often
+            // longer than one.)
+            k = lex::run_long(rest, k + 1, lex::URI_OK);
         }
         if k != rest.len() {
             return None;

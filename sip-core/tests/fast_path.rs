@@ -252,6 +252,101 @@ fn the_second_via_and_the_kept_top_via_whatever_the_via_lines_look_like() {
     }
 }
 
+/// A request line with its spaces anywhere (the fast path takes the URI to end at the
+/// space before the closing `SIP/2.0`), header values with white space or a CR at their
+/// edges (the fast path trims one space and one CR), and folded lines (left to the
+/// reference parser).
+#[test]
+fn start_lines_and_value_edges_with_unusual_white_space() {
+    let rest = "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\n\
+                Call-ID: c1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n";
+    for line in [
+        "INVITE sip:a@b SIP/2.0",
+        "INVITE sip:a@b  SIP/2.0",
+        "INVITE  sip:a@b SIP/2.0",
+        "INVITE sip:a@b SIP/2.0 SIP/2.0",
+        "INVITE sip:a b SIP/2.0",
+        "INVITE sip:a@b\tSIP/2.0",
+        "INVITE SIP/2.0",
+        "INVITE  SIP/2.0",
+        "INVITE sip: SIP/2.0",
+        "INVITE sip:a@b SIP/2.0 ",
+        "INVITE sip:a@bSIP/2.0",
+        "INVITE sip:a@b SIP/2.00",
+    ] {
+        let m = format!("{line}\r\n{rest}Content-Length: 0\r\n\r\n");
+        let taken = agree(m.as_bytes());
+        assert_eq!(taken, line == "INVITE sip:a@b SIP/2.0", "{line:?}");
+    }
+    for value in [
+        " x\r", "x\r", " x", "x", "  x\r", " x \r", " x\r\r", " \r", "\r", " ", "", "\t x\r",
+        " x\t\r", " \rx\r",
+    ] {
+        let m = format!("INVITE sip:a@b SIP/2.0\r\n{rest}X-V:{value}\nContent-Length: 0\r\n\r\n");
+        agree(m.as_bytes());
+    }
+    // Numbers at the edges of their bounds and of the fast path's ten digits.
+    let numbers = [
+        "0",
+        "7",
+        "0070",
+        "255",
+        "256",
+        "2147483647",
+        "2147483648",
+        "4294967295",
+        "4294967296",
+        "99999999999",
+        "00000000001",
+        "0000000000",
+        "1a",
+        "a1",
+        "-1",
+        "+1",
+        "",
+    ];
+    for n in numbers {
+        for (header, tail) in [
+            ("CSeq: ", " INVITE"),
+            ("Max-Forwards: ", ""),
+            ("Content-Length: ", ""),
+        ] {
+            let rest = rest
+                .replace("CSeq: 1 INVITE\r\n", "")
+                .replace("Max-Forwards: 70\r\n", "");
+            let mut m = format!("INVITE sip:a@b SIP/2.0\r\n{rest}");
+            for (h, t, v) in [("CSeq: ", " INVITE", "1"), ("Max-Forwards: ", "", "70")] {
+                if h != header {
+                    m += &format!("{h}{v}{t}\r\n");
+                }
+            }
+            m += &format!("{header}{n}{tail}\r\n");
+            if header != "Content-Length: " {
+                m += "Content-Length: 0\r\n";
+            }
+            m += "\r\n";
+            let taken = agree(m.as_bytes());
+            let usual = [
+                ("CSeq: ", "2147483647"),
+                ("Max-Forwards: ", "0070"),
+                ("Content-Length: ", "0000000000"),
+            ];
+            if usual.contains(&(header, n)) {
+                assert!(taken, "{m}");
+            }
+        }
+    }
+    // A folded line is the reference parser's, whichever header it continues.
+    for folded in [
+        "X-V: a,\r\n b",
+        "X-V: a\r\n\tb",
+        "Via: SIP/2.0/UDP g;branch=z9hG4bK2,\r\n SIP/2.0/UDP k",
+    ] {
+        let m = format!("INVITE sip:a@b SIP/2.0\r\n{rest}{folded}\r\nContent-Length: 0\r\n\r\n");
+        assert!(!agree(m.as_bytes()), "{folded:?}");
+    }
+}
+
 /// Inputs on which the fuzzer once found the two parsers differing.
 #[test]
 fn regressions_found_by_fuzzing() {

@@ -1,7 +1,7 @@
 //! The parser's fast path.
 //!
 //! It recognises the shapes nearly every message on the wire has (`SIP/2.0` start lines,
-//! `Name: value` lines without odd white space, `SIP/2.0/UDP host:port;params` Vias,
+//! unfolded `Name: value` lines without odd white space, `SIP/2.0/UDP host:port;params` Vias,
 //! `"Name" <uri>;tag=x` addresses, `sip:user@host:port;params` Request-URIs) in tight
 //! loops, and answers `None` for anything else: then [`Message::parse_with`] runs the
 //! reference parser, which knows the whole grammar and words every error. The fast path
@@ -15,11 +15,11 @@
 use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine};
 use crate::header::HeaderName;
 use crate::lex::{
-    CALL_ID, DN_OK, Rel, TOKEN, eq_lower_word, find_byte, find_byte_or_ctl, find_colon_or_lf,
-    find_lf, param, params_go_on, run, run_long,
+    CALL_ID, DN_OK, Rel, TOKEN, eq_lower_word, find_byte_or_ctl, find_colon_or_lf, find_lf, param,
+    params_go_on, run, run_long,
 };
 use crate::method::Method;
-use crate::scan::{CommaSplit, count_values, is_lws, parse_u32, quoted_end, trim_lws_range};
+use crate::scan::{CommaSplit, count_values, is_lws, quoted_end, trim_lws_range};
 use crate::span::Span;
 use crate::uri::UriSpans;
 use crate::via::ViaSpans;
@@ -48,43 +48,47 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
     let max_headers = limits.max_headers.min(u16::MAX as u32) as usize;
     let max_line = limits.max_line_length as usize;
     let mut pos = headers_start;
+    // `msg.headers.len()`, kept here: the table's own length is behind a test of where
+    // its storage is (inline or on the heap).
+    let mut count = msg.headers.len();
     let body_start = loop {
         let first = *d.get(pos)?;
-        if first == b'\r' {
-            if d.get(pos + 1) != Some(&b'\n') {
-                return None;
+        // (One comparison for the usual line, which starts with a letter.)
+        if first <= b'\r' {
+            if first == b'\r' {
+                if d.get(pos + 1) != Some(&b'\n') {
+                    return None;
+                }
+                msg.headers_end = pos as u32;
+                break pos + 2;
             }
-            msg.headers_end = pos as u32;
-            break pos + 2;
+            if first == b'\n' {
+                msg.headers_end = pos as u32;
+                break pos + 1;
+            }
         }
-        if first == b'\n' {
-            msg.headers_end = pos as u32;
-            break pos + 1;
-        }
-        let (name, name_end, colon) = match HeaderName::at_line_start(&d[pos..]) {
-            Some((name, n)) => (name, pos + n, pos + n),
+        // (A name `at_line_start` knows is at most fifteen bytes long.)
+        let (name, name_len, colon) = match HeaderName::at_line_start(&d[pos..]) {
+            Some((name, n)) => (name, n as u16, pos + n),
             None => other_name(d, pos)?,
         };
         let value_from = colon + 1;
-        let mut lf = find_lf(d, value_from)?;
-        while matches!(d.get(lf + 1), Some(b' ' | b'\t')) {
-            lf = find_lf(d, lf + 1)?;
-        }
+        // A line folded onto the next (RFC 3261 §7.3.1: the next starts with SP or HT,
+        // which no header name does) is the reference parser's: the next line, taken for
+        // a header line of its own, has no name, and the path gives up there.
+        let lf = find_lf(d, value_from)?;
         let line_end = lf + 1;
-        if line_end - pos > max_line || msg.headers.len() >= max_headers {
+        if line_end - pos > max_line || count >= max_headers {
             return None;
         }
-        let value = trim_value(d, value_from, lf);
-        let index = msg.headers.len() as u16;
+        let (value, v) = trim_value(d, value_from, lf);
+        let index = count as u16;
         if name != HeaderName::Other {
-            essential(&mut msg.ess, d, name, index, value, opts)?;
+            essential(&mut msg.ess, d, name, index, value, v, opts)?;
         }
-        msg.headers.push(RawHeader {
-            name,
-            name_span: Span::new(pos, name_end),
-            value,
-            line_end: line_end as u32,
-        });
+        msg.headers
+            .push(RawHeader::with_name_len(name, pos as u32, name_len, value));
+        count += 1;
         pos = line_end;
     };
 
@@ -103,10 +107,10 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
     Some(())
 }
 
-/// The name of a line [`HeaderName::at_line_start`] did not recognise: `(name, end of
-/// the name, index of the colon)`.
+/// The name of a line [`HeaderName::at_line_start`] did not recognise: `(name, its
+/// length as a line keeps it, index of the colon)`.
 #[inline(never)]
-fn other_name(d: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
+fn other_name(d: &[u8], pos: usize) -> Option<(HeaderName, u16, usize)> {
     let colon = find_colon_or_lf(d, pos)?;
     if d[colon] != b':' {
         return None;
@@ -124,29 +128,29 @@ fn other_name(d: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
     if name == HeaderName::Other && run(raw_name, 0, TOKEN) != raw_name.len() {
         return None;
     }
-    Some((name, name_end, colon))
+    Some((name, RawHeader::name_len(name_end - pos), colon))
 }
 
 /// The value between the colon at `from - 1` and the LF at `lf`, without the white space
-/// around it: one space and a CR in the usual case, any LWS otherwise.
+/// around it: one space and a CR in the usual case, any LWS otherwise. Its span and its
+/// bytes (cut here, where their bounds are known, not again from the span).
 #[inline(always)]
-fn trim_value(d: &[u8], from: usize, lf: usize) -> Span {
+fn trim_value(d: &[u8], from: usize, lf: usize) -> (Span, &[u8]) {
     // The usual line, `: value\r\n`: one space, a value that starts and ends with a
-    // visible byte, a CR.
-    if let Some(v) = d.get(from..lf) {
-        let (v, a) = match v {
-            [b' ', rest @ ..] => (rest, from + 1),
-            _ => (v, from),
-        };
-        let v = v.strip_suffix(b"\r").unwrap_or(v);
-        if let (Some(&first), Some(&last)) = (v.first(), v.last())
+    // visible byte, a CR. (`from <= lf`: the LF was searched for from `from`.)
+    if let (Some(&f), Some(&c)) = (d.get(from), d.get(lf.wrapping_sub(1))) {
+        let a = from + usize::from(f == b' ');
+        let b = lf - usize::from(c == b'\r');
+        if let Some(v) = d.get(a..b)
+            && let (Some(&first), Some(&last)) = (v.first(), v.last())
             && first > b' '
             && last > b' '
         {
-            return Span::new(a, a + v.len());
+            return (Span::new(a, b), v);
         }
     }
-    trim_value_slow(d, from, lf)
+    let value = trim_value_slow(d, from, lf);
+    (value, value.of(d))
 }
 
 /// [`trim_value`] for any line.
@@ -208,8 +212,11 @@ fn start_line(d: &[u8], opts: &ParseOptions, start: &mut StartLine) -> Option<us
         return None;
     }
     let u0 = m + 1;
-    let u1 = find_byte(line, u0, b' ')?;
-    if &line[u1 + 1..] != b"SIP/2.0" {
+    // The URI ends at the first space after it, which is the one before the `SIP/2.0`
+    // ending the line: `UriSpans::parse_fast` below accepts no space in a URI (so no
+    // byte-by-byte search for that space).
+    let u1 = line.len().checked_sub(8).filter(|&u1| u1 >= u0)?;
+    if &line[u1..] != b" SIP/2.0" {
         return None;
     }
     let uri = &line[u0..u1];
@@ -231,8 +238,8 @@ fn start_line(d: &[u8], opts: &ParseOptions, start: &mut StartLine) -> Option<us
     Some(lf + 1)
 }
 
-/// The proxy-essential fields of one known header, as `Message::locate_essential`
-/// records them.
+/// The proxy-essential fields of one known header (its value at `value`, the bytes `v`),
+/// as `Message::locate_essential` records them.
 #[inline]
 fn essential(
     ess: &mut Essentials,
@@ -240,10 +247,10 @@ fn essential(
     name: HeaderName,
     index: u16,
     value: Span,
+    v: &[u8],
     opts: &ParseOptions,
 ) -> Option<()> {
     let limits = &opts.limits;
-    let v = value.of(d);
     let vstart = value.start as usize;
     match name {
         HeaderName::Via => {
@@ -297,13 +304,13 @@ fn essential(
             if ess.max_forwards.is_some() {
                 return None;
             }
-            ess.max_forwards = Some((index, parse_u32(v, 255)? as u8));
+            ess.max_forwards = Some((index, whole_number(v, 255)? as u8));
         }
         HeaderName::ContentLength => {
             if ess.content_length.is_some() {
                 return None;
             }
-            ess.content_length = Some(parse_u32(v, limits.max_message_size)?);
+            ess.content_length = Some(whole_number(v, limits.max_message_size)?);
         }
         HeaderName::Route => {
             let n = if ess.top_route.is_none() {
@@ -329,13 +336,44 @@ fn essential(
 /// and where the method starts.
 #[inline]
 fn cseq(v: &[u8]) -> Option<(u32, Method, usize)> {
-    let sp = find_byte(v, 0, b' ')?;
-    let number = parse_u32(&v[..sp], (1u32 << 31) - 1)?;
+    let (number, sp) = number_prefix(v)?;
+    if v.get(sp) != Some(&b' ') || number > (1u64 << 31) - 1 {
+        return None;
+    }
     let m = &v[sp + 1..];
     if m.is_empty() || run(m, 0, TOKEN) != m.len() {
         return None;
     }
-    Some((number, Method::from_bytes(m), sp + 1))
+    Some((number as u32, Method::from_bytes(m), sp + 1))
+}
+
+/// The digits at the start of `v`, at most ten (more, which only leading zeros allow
+/// under 2^32, are the reference parser's): their value and how many there are; `None`
+/// when `v` does not start with a digit. One pass, no overflow test per digit.
+#[inline(always)]
+fn number_prefix(v: &[u8]) -> Option<(u64, usize)> {
+    let mut n = 0u64;
+    let mut i = 0;
+    while let Some(&b) = v.get(i) {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        if i == 10 {
+            return None;
+        }
+        n = n * 10 + u64::from(digit);
+        i += 1;
+    }
+    (i > 0).then_some((n, i))
+}
+
+/// `v` as a number of at most `max`, as `parse_u32` reads it, for the usual numbers (up
+/// to ten digits).
+#[inline(always)]
+fn whole_number(v: &[u8], max: u32) -> Option<u32> {
+    let (n, len) = number_prefix(v)?;
+    (len == v.len() && n <= u64::from(max)).then_some(n as u32)
 }
 
 /// The number of list elements after the first one, which ended at `end` (the end of
