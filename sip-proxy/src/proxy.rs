@@ -216,7 +216,7 @@ pub struct Proxy {
     cookie_tags: std::cell::RefCell<TagCache>,
     parse_options: ParseOptions,
     /// Storage each datagram is parsed into (boxed: taken out while the message is
-    /// handled, so no 992-byte `Message` is built and moved per datagram).
+    /// handled, so no 800-byte `Message` is built and moved per datagram).
     incoming: Option<Box<Message>>,
     servers: Slab<ServerTx>,
     server_index: PassThroughMap<(u32, u32)>,
