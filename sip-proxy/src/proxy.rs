@@ -122,7 +122,7 @@ enum ServerState {
 #[derive(Debug)]
 struct ServerTx {
     key: u64,
-    /// The request as received. Kept as bytes, not as the parsed `Message` (776 bytes of
+    /// The request as received. Kept as bytes, not as the parsed `Message` (800 bytes of
     /// spans): only the rare paths after the first attempt (failover, local replies,
     /// the queue) need it parsed, and they parse it again.
     request: Bytes,
