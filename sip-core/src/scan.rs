@@ -402,6 +402,43 @@ pub fn parse_u32(s: &[u8], max: u32) -> Option<u32> {
     Some(v as u32)
 }
 
+/// Position of the first byte of `b` that is one of `set`, eight bytes per step: a byte
+/// equal to `c` is a zero byte of `word ^ c…c`, and `(x - 0x01…01) & !x & 0x80…80`
+/// marks zero bytes exactly up to the first one (a borrow can only mark bytes above it),
+/// so the lowest mark is the answer. For the short runs a proxy cuts on every message
+/// (a sent-by at its `;`, a URI's user part at its `@`), where it beats a byte loop and
+/// setting up a vectorised search.
+///
+/// ```
+/// assert_eq!(sip_core::scan::find_any(b"SIP/2.0/UDP h:5060;branch=x", [b';']), Some(18));
+/// assert_eq!(sip_core::scan::find_any(b"user@host", [b':', b'@']), Some(4));
+/// assert_eq!(sip_core::scan::find_any(b"host", [b';']), None);
+/// ```
+#[inline]
+pub fn find_any<const N: usize>(b: &[u8], set: [u8; N]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let mut marks = 0;
+        for c in set {
+            let x = w ^ (LO * u64::from(c));
+            marks |= x.wrapping_sub(LO) & !x & HI;
+        }
+        if marks != 0 {
+            return Some(at + (marks.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|c| set.contains(c))
+        .map(|p| at + p)
+}
+
 /// Index of the first occurrence of `needle` (ASCII case-insensitive) in `hay`.
 pub fn find_ignore_case(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() {
@@ -416,6 +453,33 @@ pub fn find_ignore_case(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_any_finds_the_first_byte_as_a_plain_search_does() {
+        // Every length up to three words, the byte at every place (and again later, and
+        // not at all), among neighbours that differ from it by one bit or the high bit.
+        let plain = |b: &[u8], set: &[u8]| b.iter().position(|c| set.contains(c));
+        for len in 0..=24 {
+            for fill in [b'a', b':', b';' ^ 1, b';' ^ 0x80, b'@' ^ 0x80, 0xff, 0] {
+                let mut s = vec![fill; len];
+                for i in 0..len {
+                    for j in i..len {
+                        for (x, y) in [(b';', b';'), (b'@', b';'), (b'?', b':')] {
+                            s[i] = x;
+                            s[j] = y;
+                            assert_eq!(find_any(&s, [b';']), plain(&s, b";"), "{s:?}");
+                            assert_eq!(find_any(&s, [b'@']), plain(&s, b"@"), "{s:?}");
+                            let set = [b':', b';', b'?'];
+                            assert_eq!(find_any(&s, set), plain(&s, &set), "{s:?}");
+                            s[i] = fill;
+                            s[j] = fill;
+                        }
+                    }
+                }
+                assert_eq!(find_any(&s, [b';']), plain(&s, b";"));
+            }
+        }
+    }
 
     fn split(s: &str) -> Vec<&str> {
         CommaSplit::new(s.as_bytes())

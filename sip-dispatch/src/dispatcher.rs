@@ -588,10 +588,11 @@ fn uri_key_hash(uri: &[u8], user_only: bool) -> u64 {
     // Eight bytes per step, not memchr: these strings are a few dozen bytes, shorter
     // than what pays for memchr's vector set-up (half the instructions of the selection
     // with it).
-    let (user, hostport) = match find_any(rest, [b'@']) {
+    let (user, hostport) = match sip_core::scan::find_any(rest, [b'@']) {
         Some(at) => {
             let userinfo = &rest[..at];
-            let user = find_any(userinfo, [b':']).map_or(userinfo, |c| &userinfo[..c]);
+            let user =
+                sip_core::scan::find_any(userinfo, [b':']).map_or(userinfo, |c| &userinfo[..c]);
             (user, &rest[at + 1..])
         }
         None => (&[][..], rest),
@@ -606,7 +607,7 @@ fn uri_key_hash(uri: &[u8], user_only: bool) -> u64 {
             .position(|&c| c == b']')
             .map_or(hostport.len(), |e| e + 1)
     } else {
-        find_any(hostport, [b':', b';', b'?']).unwrap_or(hostport.len())
+        sip_core::scan::find_any(hostport, [b':', b';', b'?']).unwrap_or(hostport.len())
     };
     let host = &hostport[..host_end];
     h = xxh3_64_with_seed(host, h);
@@ -619,35 +620,6 @@ fn uri_key_hash(uri: &[u8], user_only: bool) -> u64 {
         }
     }
     h
-}
-
-/// Position of the first byte of `b` that is one of `set`, eight bytes per step: a byte
-/// equal to `c` is a zero byte of `word ^ c…c`, and `(x - 0x01…01) & !x & 0x80…80`
-/// marks zero bytes exactly up to the first one (a borrow can only mark bytes above it),
-/// so the lowest mark is the answer.
-#[inline]
-fn find_any<const N: usize>(b: &[u8], set: [u8; N]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = b.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        let mut marks = 0;
-        for c in set {
-            let x = w ^ (LO * u64::from(c));
-            marks |= x.wrapping_sub(LO) & !x & HI;
-        }
-        if marks != 0 {
-            return Some(at + (marks.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|c| set.iter().any(|s| s == c))
-        .map(|p| at + p)
 }
 
 /// The length of a `sip:` or `sips:` scheme at the start of `b` (any case) followed by
@@ -1519,16 +1491,6 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
-        /// The word-at-a-time search finds what a byte loop finds.
-        #[test]
-        fn find_any_finds_the_first_byte_of_the_set(
-            b in prop::collection::vec(prop::sample::select(vec![b':', b';', b'?', b'@', b'a', 0, 0x80, 0xff, 0x3a ^ 0x80]), 0..40),
-        ) {
-            let naive = |set: &[u8]| b.iter().position(|c| set.contains(c));
-            prop_assert_eq!(find_any(&b, [b'@']), naive(b"@"));
-            prop_assert_eq!(find_any(&b, [b':', b';', b'?']), naive(b":;?"));
-        }
-
         /// The slot table is a cache of the slot's scored rendezvous order: through the
         /// table or scored, every key gets the same list, whatever the health of the
         /// destinations and the limit (also past the table's width).
