@@ -155,6 +155,7 @@ pub struct ResponseBuilder<'a> {
 
 impl<'a> ResponseBuilder<'a> {
     /// A response with this status code and reason phrase to `req`.
+    #[inline]
     pub fn new(req: &'a Message, code: u16, reason: &'a str) -> Self {
         ResponseBuilder {
             req,
@@ -173,6 +174,7 @@ impl<'a> ResponseBuilder<'a> {
     /// the sent-by differs from it or `rport` is present, and the source port in an
     /// `rport` without a value (RFC 3261 §18.2.1, RFC 3581 §4), so that a client behind
     /// a NAT learns its public address from every response, local ones included.
+    #[inline]
     pub fn source(mut self, addr: SocketAddr) -> Self {
         self.source = Some(addr);
         self
@@ -180,24 +182,28 @@ impl<'a> ResponseBuilder<'a> {
 
     /// The tag to add to To when the request's To has none (ignored for 100 Trying and when
     /// To already has a tag).
+    #[inline]
     pub fn to_tag(mut self, tag: &'a [u8]) -> Self {
         self.to_tag = Some(tag);
         self
     }
 
     /// Adds a header line.
+    #[inline]
     pub fn header(mut self, name: &'a [u8], value: &'a [u8]) -> Self {
         self.extra.push((name, value));
         self
     }
 
     /// Adds `Retry-After: seconds`.
+    #[inline]
     pub fn retry_after(mut self, seconds: u32) -> Self {
         self.retry_after = Some(seconds);
         self
     }
 
     /// Sets a body with its Content-Type.
+    #[inline]
     pub fn body(mut self, content_type: &'a [u8], body: &'a [u8]) -> Self {
         self.body = Some((content_type, body));
         self
@@ -206,44 +212,87 @@ impl<'a> ResponseBuilder<'a> {
     /// Writes the response at the end of `buf`.
     pub fn write_into(&self, buf: &mut BytesMut) {
         let req = self.req;
+        let d = req.as_bytes();
         buf.reserve(self.size_hint());
         let mut o = Out(buf);
-        o.put(b"SIP/2.0 ")
-            .num(self.code)
-            .put(b" ")
-            .put(self.reason.as_bytes())
-            .put(b"\r\n");
+        // The status line in one copy when the code has three digits (always, for a code
+        // of the grammar: 100 to 699).
+        if (100..=999).contains(&self.code) {
+            let c = self.code;
+            let mut line = *b"SIP/2.0 000 ";
+            line[8] = b'0' + (c / 100) as u8;
+            line[9] = b'0' + (c / 10 % 10) as u8;
+            line[10] = b'0' + (c % 10) as u8;
+            o.put(&line);
+        } else {
+            o.put(b"SIP/2.0 ").num(self.code).put(b" ");
+        }
+        o.put(self.reason.as_bytes()).put(b"\r\n");
         let top_via = req.top_via_span().zip(req.top_via());
+        let add_tag = (self.code > 100 && req.to_tag().is_none())
+            .then_some(self.to_tag)
+            .flatten();
+        // Lines copied as they are written in the request (name, value, line end), runs of
+        // adjacent ones in one copy: most of a response is the request's Via, From, To,
+        // Call-ID and CSeq lines, usually next to each other. A run ends where the next
+        // line not copied starts (or the header section ends).
+        let mut run: Option<usize> = None;
+        // A line of the run that ends in a bare LF (which the parser tolerates) gets the CRLF
+        // of the grammar: the response is written strictly.
+        let cut = |o: &mut Out<'_>, start: usize, end: usize| {
+            if d[end - 2] == b'\r' {
+                o.put(&d[start..end]);
+            } else {
+                o.put(&d[start..end - 1]).put(b"\r\n");
+            }
+        };
         for h in req.headers() {
+            let at = h.line.start as usize;
+            if let Some(start) = run
+                && d[at - 2] != b'\r'
+            {
+                cut(&mut o, start, at);
+                run = None;
+            }
+            let copy = match h.name {
+                HeaderName::Via => !matches!(
+                    (self.source, &top_via),
+                    (Some(_), Some(((idx, _), _))) if *idx == h.index
+                ),
+                HeaderName::From | HeaderName::CallId | HeaderName::CSeq => true,
+                HeaderName::To => add_tag.is_none(),
+                HeaderName::Timestamp => self.code == 100,
+                _ => false,
+            };
+            if copy {
+                run.get_or_insert(at);
+                continue;
+            }
+            if let Some(start) = run.take() {
+                cut(&mut o, start, at);
+            }
             match h.name {
-                HeaderName::Via
-                    if let (Some(src), Some(((idx, span), via))) = (self.source, &top_via)
-                        && *idx == h.index =>
-                {
-                    let v0 = h.value_span.start as usize;
-                    let (a, b) = (span.start as usize - v0, span.end as usize - v0);
-                    o.put(b"Via: ").put(&h.value[..a]);
-                    write_via_from(&mut o, &h.value[a..b], via, src);
-                    o.put(&h.value[b..]).put(b"\r\n");
-                }
-                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
-                    o.header(h.name.as_str().as_bytes(), h.value);
+                HeaderName::Via => {
+                    if let (Some(src), Some(((_, span), via))) = (self.source, &top_via) {
+                        let v0 = h.value_span.start as usize;
+                        let (a, b) = (span.start as usize - v0, span.end as usize - v0);
+                        o.put(b"Via: ").put(&h.value[..a]);
+                        write_via_from(&mut o, &h.value[a..b], via, src);
+                        o.put(&h.value[b..]).put(b"\r\n");
+                    }
                 }
                 HeaderName::To => {
                     o.put(b"To: ").put(h.value);
-                    if self.code > 100
-                        && req.to_tag().is_none()
-                        && let Some(tag) = self.to_tag
-                    {
+                    if let Some(tag) = add_tag {
                         o.put(b";tag=").put(tag);
                     }
                     o.put(b"\r\n");
                 }
-                HeaderName::Timestamp if self.code == 100 => {
-                    o.header(b"Timestamp", h.value);
-                }
                 _ => {}
             }
+        }
+        if let Some(start) = run {
+            cut(&mut o, start, req.headers_end());
         }
         if let Some(s) = self.retry_after {
             o.put(b"Retry-After: ").num(s).put(b"\r\n");
@@ -578,6 +627,66 @@ Content-Length: 3\r\n\r\nv=0",
             top(&req, "192.0.2.1:5070"),
             "SIP/2.0/UDP 192.0.2.1;rport=5070;branch=z9hG4bK1;received=192.0.2.1"
         );
+    }
+
+    #[test]
+    fn response_copies_the_request_lines_as_written_with_crlf_line_ends() {
+        // Compact names, odd spacing, a line between the copied ones, bare LF line ends
+        // (which the parser tolerates), the copied lines last in the header section.
+        let text = "INVITE sip:bob@example.com SIP/2.0\r\n\
+                    v:  SIP/2.0/UDP 192.0.2.1:5060 ;branch=z9hG4bKa;rport\n\
+                    Via: SIP/2.0/TCP 10.1.1.1;branch=z9hG4bKb\r\n\
+                    Max-Forwards: 70\r\n\
+                    f: \"A, B\" <sip:a@example.com> ;tag=fa\n\
+                    Subject: not copied\r\n\
+                    t:<sip:bob@example.com>\r\n\
+                    Timestamp: 54 0.5\r\n\
+                    i: cid-7\r\n\
+                    CSeq:   9   INVITE\n\r\n";
+        let req = Message::parse(Bytes::from(text)).unwrap();
+        let src: SocketAddr = "203.0.113.9:4000".parse().unwrap();
+        for (code, tag) in [(100, None), (180, Some("t9")), (486, Some("t9"))] {
+            let mut b = ResponseBuilder::new(&req, code, "R").source(src);
+            if let Some(t) = tag {
+                b = b.to_tag(t.as_bytes());
+            }
+            let r = b.build();
+            let s = std::str::from_utf8(&r).unwrap();
+            // Every line ends in CRLF.
+            assert!(!s.replace("\r\n", "").contains('\n'), "{s:?}");
+            let head = s.split("\r\n\r\n").next().unwrap();
+            let lines: Vec<&str> = head.split("\r\n").collect();
+            assert_eq!(lines[0], format!("SIP/2.0 {code} R"));
+            assert_eq!(
+                lines[1],
+                "Via: SIP/2.0/UDP 192.0.2.1:5060 ;branch=z9hG4bKa;rport=4000;received=203.0.113.9"
+            );
+            assert_eq!(lines[2], "Via: SIP/2.0/TCP 10.1.1.1;branch=z9hG4bKb");
+            assert_eq!(lines[3], "f: \"A, B\" <sip:a@example.com> ;tag=fa");
+            // The To line as written for a 100 (which also copies Timestamp), with our tag
+            // otherwise.
+            let (to, ts) = match tag {
+                None => (
+                    "t:<sip:bob@example.com>".to_string(),
+                    Some("Timestamp: 54 0.5"),
+                ),
+                Some(t) => (format!("To: <sip:bob@example.com>;tag={t}"), None),
+            };
+            assert_eq!(lines[4], to);
+            let rest: Vec<&str> = lines[5..].to_vec();
+            let want: Vec<&str> = ts
+                .into_iter()
+                .chain(["i: cid-7", "CSeq:   9   INVITE", "Content-Length: 0"])
+                .collect();
+            assert_eq!(rest, want, "{s}");
+            let m = Message::parse(r.clone()).unwrap();
+            assert_eq!(m.status_code(), Some(code));
+            assert_eq!(m.call_id(), Some(&b"cid-7"[..]));
+            assert_eq!(m.cseq(), Some((9, Method::Invite)));
+            assert_eq!(m.via_count(), 2);
+            assert_eq!(m.to_tag(), tag.map(str::as_bytes));
+            assert_eq!(m.from_tag(), Some(&b"fa"[..]));
+        }
     }
 
     #[test]
