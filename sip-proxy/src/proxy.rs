@@ -129,6 +129,9 @@ struct ServerTx {
     origin: Origin,
     invite: bool,
     state: ServerState,
+    /// The last response sent upstream, for a retransmitted request; `None` for an
+    /// INVITE in Proceeding whose last response is our 100 Trying (built again from the
+    /// retransmission instead of kept).
     last_response: Option<Bytes>,
     retransmit_at: Option<Instant>,
     interval: Duration,
@@ -1334,9 +1337,15 @@ impl Proxy {
                 }
                 return;
             }
+            let o = st.origin;
             if let Some(r) = st.last_response.clone() {
-                let o = st.origin;
                 self.send_to_origin(&o, r);
+            } else if st.invite && st.state == ServerState::Proceeding {
+                // Our 100 Trying is the last response, and it is not kept: it is what
+                // the same request gives again (RFC 3261 §17.2.1 resends the most
+                // recent provisional response).
+                let trying = self.build_reply(msg, o.source, 100, "Trying", None, &[]);
+                self.send_to_origin(&o, trying);
             }
             return;
         }
@@ -1428,10 +1437,10 @@ impl Proxy {
         let (i, g) = self.servers.insert(st);
         self.server_index.insert(key, (i, g));
         if invite {
+            // Not kept as `last_response`: a retransmission is answered with a 100 built
+            // from it (the same bytes), which spares a shared buffer per call.
             let trying = self.build_reply(msg, origin.source, 100, "Trying", None, &[]);
             self.count_local_reply(100);
-            let st = self.servers.get_mut(i, g).expect("just inserted");
-            st.last_response = Some(trying.clone());
             self.send_to_origin(&origin, trying);
         }
         if !in_dialog {

@@ -22,6 +22,7 @@ const fn refuse(code: u16, reason: &'static str) -> Refusal {
 /// a routable Request-URI scheme (416), Proxy-Require (420). Returns the Request-URI's
 /// view, or the refusal and, for 420, nothing else: the caller lists the unsupported
 /// tags with [`unsupported_tags`].
+#[inline]
 pub fn check_request<'m>(msg: &'m Message, supported: &[String]) -> Result<Uri<'m>, Refusal> {
     if msg.via_count() == 0 {
         return Err(refuse(400, "Missing Via"));

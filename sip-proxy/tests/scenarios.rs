@@ -125,6 +125,9 @@ fn retransmissions_are_absorbed_and_answered_from_state() {
     net.send(caller(), invite("c2", "z9hG4bKinv2"));
     let again = net.expect_one(caller());
     assert_eq!(again.status_code(), Some(100));
+    // The same 100 Trying, byte for byte (built again from the retransmission).
+    assert_eq!(out[0].destination, caller());
+    assert_eq!(again.as_bytes(), &out[0].bytes[..]);
     // Timer A: the INVITE is retransmitted to the backend at T1, 2·T1.
     let sent = net.advance_collect(ms(500));
     assert_eq!(sent.len(), 1);
