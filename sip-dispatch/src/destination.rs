@@ -442,7 +442,12 @@ impl Destination {
 
     fn seen(&self, t: Instant) -> u64 {
         let us = self.us(t);
-        self.last_seen_us.fetch_max(us, Relaxed);
+        // To the millisecond: a busy destination is reported to by every worker many
+        // times a millisecond, and each read-modify-write takes the cache line from the
+        // others (the latest instant only anchors the byte window of `stats`).
+        if us >= self.last_seen_us.load(Relaxed).saturating_add(1_000) {
+            self.last_seen_us.fetch_max(us, Relaxed);
+        }
         us
     }
 
@@ -518,6 +523,11 @@ impl Destination {
     /// Moves the state from `from` to `to` only if it still is `from` (a concurrent
     /// admin change wins).
     fn transition(&self, from: State, to: State) -> Option<StateChange> {
+        // Read first: the usual call finds the state already elsewhere (a success on an
+        // active destination), and a failed exchange still takes the cache line.
+        if self.state.load(Relaxed) != from.code() {
+            return None;
+        }
         self.state
             .compare_exchange(from.code(), to.code(), Relaxed, Relaxed)
             .ok()
@@ -527,8 +537,11 @@ impl Destination {
 
     fn record_outcome(&self, failed: bool) {
         let sample = if failed { FAIL_ONE } else { 0 };
+        // No write when the average stays where it is (0 on a destination that does not
+        // fail).
         let _ = self.fail_rate.fetch_update(Relaxed, Relaxed, |old| {
-            Some(((old as i64) + ((sample as i64 - old as i64) >> 3)) as u64)
+            let new = ((old as i64) + ((sample as i64 - old as i64) >> 3)) as u64;
+            (new != old).then_some(new)
         });
     }
 
@@ -588,7 +601,9 @@ impl Destination {
             self.failure(p.passive_threshold.load(Relaxed))
         } else {
             self.record_outcome(false);
-            self.failures.store(0, Relaxed);
+            if self.failures.load(Relaxed) != 0 {
+                self.failures.store(0, Relaxed);
+            }
             if p.passive_success_recovers.load(Relaxed) && p.passive_threshold.load(Relaxed) > 0 {
                 self.transition(State::Trying, State::Active)
             } else {
