@@ -739,6 +739,16 @@ impl Message {
         }
     }
 
+    /// The Request-URI's scheme (`None` for a response), read from the parse pass's
+    /// result without building the view of [`Message::request_uri_parsed`].
+    #[inline]
+    pub fn request_uri_scheme(&self) -> Option<crate::uri::Scheme> {
+        match &self.start {
+            StartLine::Request { parsed_uri, .. } => Some(parsed_uri.scheme()),
+            StartLine::Response { .. } => None,
+        }
+    }
+
     /// The status code (`None` for a request).
     #[inline]
     pub fn status_code(&self) -> Option<u16> {

@@ -713,6 +713,12 @@ impl UriSpans {
         Some(())
     }
 
+    /// The scheme, without building the view.
+    #[inline]
+    pub(crate) fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
     /// The `Uri` again, borrowing from `base` (the text [`UriSpans::of`] was given).
     #[inline]
     pub(crate) fn view<'a>(&self, base: &'a [u8]) -> Uri<'a> {

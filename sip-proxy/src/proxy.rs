@@ -611,15 +611,19 @@ impl Proxy {
     fn handle_request(&mut self, now: Instant, origin: Origin, msg: &Message) {
         let method = msg.method().unwrap_or(Method::Extension);
         self.stats.requests_by_method[method_index(method)] += 1;
-        let uri = match check_request(msg, &self.cfg.supported) {
-            Ok(uri) => uri,
-            Err(r) => return self.refuse_request(&origin, msg, method, r),
-        };
+        if let Err(r) = check_request(msg, &self.cfg.supported) {
+            return self.refuse_request(&origin, msg, method, r);
+        }
         if self.is_loop(msg) {
             self.reply(&origin, msg, 482, "Loop Detected");
             return;
         }
-        let to_us = self.uri_is_us(&uri);
+        // Only an OPTIONS asks whether the Request-URI names us (a keep-alive to the
+        // balancer itself): the view is not built for other requests.
+        let to_us = method == Method::Options
+            && msg
+                .request_uri_parsed()
+                .is_some_and(|uri| self.uri_is_us(&uri));
         self.route_request(now, origin, msg, method, to_us)
     }
 

@@ -2,7 +2,7 @@
 //! answer to a request too broken to parse.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use sip_core::uri::{Scheme, Uri};
+use sip_core::uri::Scheme;
 use sip_core::{HeaderName, Message, Method, ParseError, values::option_tags};
 
 /// A request the proxy refuses, with the status to answer.
@@ -19,11 +19,11 @@ const fn refuse(code: u16, reason: &'static str) -> Refusal {
 }
 
 /// Checks what the proxy relies on in a parsed request: the mandatory headers (§8.1.1),
-/// a routable Request-URI scheme (416), Proxy-Require (420). Returns the Request-URI's
-/// view, or the refusal and, for 420, nothing else: the caller lists the unsupported
-/// tags with [`unsupported_tags`].
+/// a routable Request-URI scheme (416), Proxy-Require (420). On a refusal, for 420 the
+/// caller lists the unsupported tags with [`unsupported_tags`]. (The Request-URI itself
+/// was parsed and checked by the parse pass: [`Message::request_uri_parsed`] gives it.)
 #[inline]
-pub fn check_request<'m>(msg: &'m Message, supported: &[String]) -> Result<Uri<'m>, Refusal> {
+pub fn check_request(msg: &Message, supported: &[String]) -> Result<(), Refusal> {
     if msg.via_count() == 0 {
         return Err(refuse(400, "Missing Via"));
     }
@@ -42,16 +42,16 @@ pub fn check_request<'m>(msg: &'m Message, supported: &[String]) -> Result<Uri<'
         return Err(refuse(400, "Missing CSeq"));
     }
     // (None only for a response; the parser refuses a Request-URI that does not parse.)
-    let Some(uri) = msg.request_uri_parsed() else {
+    let Some(scheme) = msg.request_uri_scheme() else {
         return Err(refuse(400, "Bad Request-URI"));
     };
-    if matches!(uri.scheme(), Scheme::Other) && msg.method() != Some(Method::Ack) {
+    if matches!(scheme, Scheme::Other) && msg.method() != Some(Method::Ack) {
         return Err(refuse(416, "Unsupported URI Scheme"));
     }
     if unsupported_tags(msg, supported).next().is_some() {
         return Err(refuse(420, "Bad Extension"));
     }
-    Ok(uri)
+    Ok(())
 }
 
 /// The Proxy-Require option tags not in `supported` (case-sensitive, RFC 3261 §19.2).
