@@ -53,20 +53,20 @@ impl Out<'_> {
 /// received from `src` with `received` and `rport` filled in as RFC 3261 §18.2.1 and
 /// RFC 3581 §4 ask. (A message's top Via always has its parsed view: the parse pass
 /// refuses a message whose top Via does not parse.)
-fn write_via_from(o: &mut Out<'_>, via: &[u8], v: &crate::via::Via<'_>, src: SocketAddr) {
+fn write_via_from(o: &mut Out<'_>, via: &[u8], v: &crate::via::ViaNat<'_>, src: SocketAddr) {
     let offset = |sub: &[u8]| sub.as_ptr() as usize - via.as_ptr() as usize;
-    let rport = v.rport();
+    let rport = v.rport;
     // Where `=port` goes (after an `rport` without a value).
     let rport_at = match rport {
-        Some(None) => v.rport_name().map(|n| offset(n) + n.len()),
+        Some(None) => v.rport_name.map(|n| offset(n) + n.len()),
         _ => None,
     };
     let need_received =
-        (v.host().ip() != Some(src.ip()) || rport.is_some()) && v.received_ip() != Some(src.ip());
+        (v.host_ip != Some(src.ip()) || rport.is_some()) && v.received_ip() != Some(src.ip());
     // The span of a wrong `received` value to replace, or the end to append one.
     let received_at = if !need_received {
         None
-    } else if let Some(val) = v.received() {
+    } else if let Some(val) = v.received {
         Some((offset(val), offset(val) + val.len()))
     } else {
         Some((via.len(), via.len()))
@@ -239,7 +239,7 @@ impl<'a> ResponseBuilder<'a> {
             o.put(b"SIP/2.0 ").num(self.code).put(b" ");
         }
         o.put(self.reason.as_bytes()).put(b"\r\n");
-        let top_via = req.top_via_span().zip(req.top_via());
+        let top_via = req.top_via_span().zip(req.top_via_nat());
         let add_tag = (self.code > 100 && req.to_tag().is_none())
             .then_some(self.to_tag)
             .flatten();

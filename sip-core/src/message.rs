@@ -879,6 +879,14 @@ impl Message {
         Some(self.ess.top_via_parsed.view(self.as_bytes()))
     }
 
+    /// What a proxy reads of the top Via to fill in `received` and `rport` (the same as
+    /// `top_via().map(|v| v.nat())`, without building the whole view).
+    #[inline]
+    pub fn top_via_nat(&self) -> Option<crate::via::ViaNat<'_>> {
+        self.ess.top_via?;
+        Some(self.ess.top_via_parsed.nat(self.as_bytes()))
+    }
+
     /// Where the top Via value is: `(header line index, span of the first via-parm)`.
     #[inline]
     pub fn top_via_span(&self) -> Option<(usize, Span)> {

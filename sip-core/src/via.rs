@@ -44,6 +44,28 @@ pub struct Via<'a> {
     ttl: Option<u8>,
 }
 
+/// What a proxy reads of a Via to fill in `received` and `rport` on it (RFC 3261 §18.2.1,
+/// RFC 3581 §4): fewer fields than [`Via`], so that [`crate::Message::top_via_nat`] gives
+/// them without building the whole view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ViaNat<'a> {
+    /// The sent-by host's address, when it is an IP literal.
+    pub host_ip: Option<IpAddr>,
+    /// The `received` parameter as written.
+    pub received: Option<&'a [u8]>,
+    /// The `rport` parameter, as [`Via::rport`].
+    pub rport: Option<Option<u16>>,
+    /// The `rport` parameter's name as written, as [`Via::rport_name`].
+    pub rport_name: Option<&'a [u8]>,
+}
+
+impl ViaNat<'_> {
+    /// The `received` address, as [`Via::received_ip`].
+    pub fn received_ip(&self) -> Option<IpAddr> {
+        self.received.and_then(parse_received)
+    }
+}
+
 fn token_at(s: &[u8], i: usize) -> Result<(usize, usize), ValueError> {
     let mut j = i;
     while j < s.len() && is_token(s[j]) {
@@ -284,6 +306,17 @@ impl<'a> Via<'a> {
         self.rport_name
     }
 
+    /// The fields [`ViaNat`] holds.
+    #[inline]
+    pub fn nat(&self) -> ViaNat<'a> {
+        ViaNat {
+            host_ip: self.host.ip(),
+            received: self.received,
+            rport: self.rport,
+            rport_name: self.rport_name,
+        }
+    }
+
     /// The `maddr` parameter.
     #[inline]
     pub fn maddr(&self) -> Option<&'a [u8]> {
@@ -515,6 +548,22 @@ impl ViaSpans {
             rport_name: self.rport_name.map(of),
             maddr: self.maddr.map(of),
             ttl: self.ttl,
+        }
+    }
+
+    /// [`Via::nat`] of [`ViaSpans::view`], without the view.
+    #[inline]
+    pub(crate) fn nat<'a>(&self, base: &'a [u8]) -> ViaNat<'a> {
+        let of = |s: Span| s.of(base);
+        ViaNat {
+            host_ip: match self.host {
+                HostSpan::Domain(_) => None,
+                HostSpan::V4(a) => Some(IpAddr::V4(a)),
+                HostSpan::V6(a) => Some(IpAddr::V6(a)),
+            },
+            received: self.received.map(of),
+            rport: self.rport,
+            rport_name: self.rport_name.map(of),
         }
     }
 

@@ -164,6 +164,12 @@ fn kept_views_agree(m: &Message) {
         String::from_utf8_lossy(m.as_bytes())
     );
     assert_eq!(
+        m.top_via_nat(),
+        m.top_via().map(|v| v.nat()),
+        "top Via's received and rport of\n{}",
+        String::from_utf8_lossy(m.as_bytes())
+    );
+    assert_eq!(
         m.request_uri_scheme(),
         m.request_uri_parsed().map(|u| u.scheme()),
         "Request-URI scheme of\n{}",

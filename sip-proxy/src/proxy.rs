@@ -1097,16 +1097,16 @@ impl Proxy {
         let Some((_, span)) = req.top_via_span() else {
             return Ok(());
         };
-        let Some(via) = req.top_via() else {
+        let Some(via) = req.top_via_nat() else {
             return Ok(());
         };
         let src_ip = origin.source.ip();
-        let rport = via.rport();
-        let need_received = via.host().ip() != Some(src_ip) || rport.is_some();
+        let rport = via.rport;
+        let need_received = via.host_ip != Some(src_ip) || rport.is_some();
         let all = req.as_bytes();
         if let Some(None) = rport {
             // `rport` without a value: the source port after the name, as written.
-            if let Some(name) = via.rport_name() {
+            if let Some(name) = via.rport_name {
                 let end = offset_in(all, name) + name.len();
                 let mut b = itoa::Buffer::new();
                 ed.insert(end, &[b"=", b.format(origin.source.port()).as_bytes()])?;
@@ -1117,7 +1117,7 @@ impl Proxy {
             let n = write_ip(src_ip, &mut raw);
             let ipbuf = &raw[..n];
             let at = span.end as usize;
-            if let Some(v) = via.received() {
+            if let Some(v) = via.received {
                 // Replace an existing (wrong) received value.
                 let s = offset_in(all, v);
                 ed.replace(Span::new(s, s + v.len()), &[ipbuf])?;
