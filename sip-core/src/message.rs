@@ -997,6 +997,18 @@ impl Message {
         self.ess.max_forwards.map(|(_, v)| v)
     }
 
+    /// Index of the From header line (the parse pass located and checked it).
+    #[inline]
+    pub fn from_index(&self) -> Option<usize> {
+        self.ess.from.map(|(i, _)| i as usize)
+    }
+
+    /// Index of the To header line (the parse pass located and checked it).
+    #[inline]
+    pub fn to_index(&self) -> Option<usize> {
+        self.ess.to.map(|(i, _)| i as usize)
+    }
+
     /// Index of the Max-Forwards header line.
     #[inline]
     pub fn max_forwards_index(&self) -> Option<usize> {

@@ -170,6 +170,15 @@ fn kept_views_agree(m: &Message) {
         String::from_utf8_lossy(m.as_bytes())
     );
     assert_eq!(
+        (m.from_index(), m.to_index()),
+        (
+            m.headers_named(HeaderName::From).next().map(|h| h.index),
+            m.headers_named(HeaderName::To).next().map(|h| h.index)
+        ),
+        "From and To lines of\n{}",
+        String::from_utf8_lossy(m.as_bytes())
+    );
+    assert_eq!(
         m.request_uri_scheme(),
         m.request_uri_parsed().map(|u| u.scheme()),
         "Request-URI scheme of\n{}",

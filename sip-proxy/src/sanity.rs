@@ -28,11 +28,11 @@ pub fn check_request(msg: &Message, supported: &[String]) -> Result<(), Refusal>
         return Err(refuse(400, "Missing Via"));
     }
     // The parser has already checked the top Via (a message whose top Via does not
-    // parse is refused there), and From and To when present.
-    if msg.header(HeaderName::From).is_none() {
+    // parse is refused there), and located and checked From and To when present.
+    if msg.from_index().is_none() {
         return Err(refuse(400, "Missing From"));
     }
-    if msg.header(HeaderName::To).is_none() {
+    if msg.to_index().is_none() {
         return Err(refuse(400, "Missing To"));
     }
     if msg.call_id().is_none_or(<[u8]>::is_empty) {
