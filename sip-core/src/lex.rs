@@ -180,6 +180,33 @@ mod block {
             }))
         }
 
+        /// The first block from `from` on, sixteen bytes apart, in which `flag` flags a
+        /// byte: `Ok` with the index of its first flagged byte, or `Err` with where the
+        /// blocks stopped (fewer than sixteen bytes left). The loop tests one bound per
+        /// block, computed once, where [`Block::at`] tests an overflow and an end.
+        #[inline(always)]
+        pub(super) fn search(
+            s: &[u8],
+            from: usize,
+            flag: impl Fn(Block) -> u32,
+        ) -> Result<usize, usize> {
+            let mut i = from;
+            let Some(last) = s.len().checked_sub(16) else {
+                return Err(i);
+            };
+            while i <= last {
+                // SAFETY: `i <= s.len() - 16`, so the sixteen bytes at `i` are inside `s`;
+                // `loadu` has no alignment requirement; SSE2 is enabled (see `at`).
+                let b = Block(unsafe { _mm_loadu_si128(s.as_ptr().add(i).cast::<__m128i>()) });
+                let t = flag(b);
+                if t != 0 {
+                    return Ok(i + t.trailing_zeros() as usize);
+                }
+                i += 16;
+            }
+            Err(i)
+        }
+
         /// Bit `k` set where byte `k` is `b`.
         #[inline(always)]
         pub(super) fn eq(self, b: u8) -> u32 {
@@ -246,6 +273,10 @@ impl Block {
         None
     }
     #[inline(always)]
+    fn search(_: &[u8], from: usize, _: impl Fn(Block) -> u32) -> Result<usize, usize> {
+        Err(from)
+    }
+    #[inline(always)]
     fn eq(self, _: u8) -> u32 {
         0
     }
@@ -274,14 +305,10 @@ fn find_flagged(
     word: impl Fn(u64) -> u64,
     byte: impl Fn(u8) -> bool,
 ) -> Option<usize> {
-    let mut i = from;
-    while let Some(b) = Block::at(s, i) {
-        let t = block(b);
-        if t != 0 {
-            return Some(i + t.trailing_zeros() as usize);
-        }
-        i += 16;
-    }
+    let mut i = match Block::search(s, from, block) {
+        Ok(k) => return Some(k),
+        Err(i) => i,
+    };
     if let Some(chunk) = s.get(i..i + 8) {
         let mut w = [0u8; 8];
         w.copy_from_slice(chunk);
