@@ -444,6 +444,30 @@ pub(crate) fn port(digits: &[u8]) -> Option<u16> {
     u16::try_from(v).ok()
 }
 
+/// The port whose digits start at `s[i]`: what `port(&s[i..run(s, i, DIGIT)])` gives,
+/// and the index after the digits, in one pass over them (at most five digits, then the
+/// next byte must not be a digit).
+#[inline(always)]
+pub(crate) fn port_at(s: &[u8], i: usize) -> Option<(u16, usize)> {
+    let mut v = 0u32;
+    let mut j = i;
+    while let Some(&b) = s.get(j) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        if j - i == 5 {
+            return None;
+        }
+        v = v * 10 + u32::from(d);
+        j += 1;
+    }
+    if j == i || v > u32::from(u16::MAX) {
+        return None;
+    }
+    Some((v as u16, j))
+}
+
 /// A hostname, IPv4 address or IPv6 reference at the start of `s`: the host and its
 /// length, when it is valid as `uri::parse_host` judges it (a trailing dot, which that
 /// accepts, is left to it).
@@ -652,6 +676,19 @@ mod tests {
                 f(&s);
             }
         }
+    }
+
+    #[test]
+    fn a_port_read_in_one_pass_is_the_port_of_its_digit_run() {
+        // Every string of up to 7 bytes over digits that make ports, too large ones and
+        // too long ones, and bytes that end them.
+        every_string(b"06590:;", 0..=7, |s| {
+            for i in 0..=s.len() {
+                let end = run(s, i, DIGIT);
+                let want = port(&s[i..end]).map(|p| (p, end));
+                assert_eq!(port_at(s, i), want, "{} at {i}", String::from_utf8_lossy(s));
+            }
+        });
     }
 
     #[test]

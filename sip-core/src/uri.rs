@@ -690,8 +690,8 @@ impl UriSpans {
         let mut i = hlen;
         let mut port = None;
         if hp.get(i) == Some(&b':') {
-            let p1 = lex::run(hp, i + 1, lex::DIGIT);
-            port = Some(lex::port(&hp[i + 1..p1])?);
+            let (p, p1) = lex::port_at(hp, i + 1)?;
+            port = Some(p);
             i = p1;
         }
         if i != hp.len() && hp[i] != b';' {

@@ -432,8 +432,8 @@ impl ViaSpans {
         let mut i = h0 + hlen;
         let mut port = None;
         if s.get(i) == Some(&b':') {
-            let p1 = lex::run(s, i + 1, lex::DIGIT);
-            port = Some(lex::port(&s[i + 1..p1])?);
+            let (p, p1) = lex::port_at(s, i + 1)?;
+            port = Some(p);
             i = p1;
         }
         let params_offset = i;

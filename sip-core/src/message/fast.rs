@@ -47,6 +47,9 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
     msg.headers_start = headers_start as u32;
     let max_headers = limits.max_headers.min(u16::MAX as u32) as usize;
     let max_line = limits.max_line_length as usize;
+    // No line is longer than `max_line` in a message that is not (one test, not one a
+    // line, in the usual case).
+    let lines_fit = d.len() <= max_line;
     let mut pos = headers_start;
     // `msg.headers.len()`, kept here: the table's own length is behind a test of where
     // its storage is (inline or on the heap).
@@ -78,7 +81,7 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
         // a header line of its own, has no name, and the path gives up there.
         let lf = find_lf(d, value_from)?;
         let line_end = lf + 1;
-        if line_end - pos > max_line || count >= max_headers {
+        if (!lines_fit && line_end - pos > max_line) || count >= max_headers {
             return None;
         }
         let (value, v) = trim_value(d, value_from, lf);
