@@ -180,31 +180,43 @@ mod block {
             }))
         }
 
-        /// The first block from `from` on, sixteen bytes apart, in which `flag` flags a
-        /// byte: `Ok` with the index of its first flagged byte, or `Err` with where the
-        /// blocks stopped (fewer than sixteen bytes left). The loop tests one bound per
-        /// block, computed once, where [`Block::at`] tests an overflow and an end.
+        /// The first byte at or after `from` that `flag` flags, sixteen bytes at a time:
+        /// `Ok` with its index (`Ok(None)`: none), or `Err(from)` when `s` is shorter than
+        /// a block. The loop tests one bound per block, computed once, where
+        /// [`Block::at`] tests an overflow and an end; the bytes after the last whole
+        /// block are those of a last block that ends with `s` (overlapping the one
+        /// before it, its bytes before them masked off).
         #[inline(always)]
         pub(super) fn search(
             s: &[u8],
             from: usize,
             flag: impl Fn(Block) -> u32,
-        ) -> Result<usize, usize> {
+        ) -> Result<Option<usize>, usize> {
             let mut i = from;
             let Some(last) = s.len().checked_sub(16) else {
                 return Err(i);
             };
+            let load = |i: usize| {
+                debug_assert!(i <= last);
+                // SAFETY: every caller below has `i <= last = s.len() - 16`, so the
+                // sixteen bytes at `i` are inside `s`; `loadu` has no alignment
+                // requirement; SSE2 is enabled (see `at`).
+                Block(unsafe { _mm_loadu_si128(s.as_ptr().add(i).cast::<__m128i>()) })
+            };
             while i <= last {
-                // SAFETY: `i <= s.len() - 16`, so the sixteen bytes at `i` are inside `s`;
-                // `loadu` has no alignment requirement; SSE2 is enabled (see `at`).
-                let b = Block(unsafe { _mm_loadu_si128(s.as_ptr().add(i).cast::<__m128i>()) });
-                let t = flag(b);
+                let t = flag(load(i));
                 if t != 0 {
-                    return Ok(i + t.trailing_zeros() as usize);
+                    return Ok(Some(i + t.trailing_zeros() as usize));
                 }
                 i += 16;
             }
-            Err(i)
+            if i >= s.len() {
+                return Ok(None);
+            }
+            // `last < i < s.len()`: the last block's bits from `i - last` on are the
+            // bytes not yet searched.
+            let t = flag(load(last)) & (u32::MAX << (i - last));
+            Ok((t != 0).then(|| last + t.trailing_zeros() as usize))
         }
 
         /// Bit `k` set where byte `k` is `b`.
@@ -273,7 +285,7 @@ impl Block {
         None
     }
     #[inline(always)]
-    fn search(_: &[u8], from: usize, _: impl Fn(Block) -> u32) -> Result<usize, usize> {
+    fn search(_: &[u8], from: usize, _: impl Fn(Block) -> u32) -> Result<Option<usize>, usize> {
         Err(from)
     }
     #[inline(always)]
@@ -295,8 +307,9 @@ impl Block {
 }
 
 /// Index of the first byte at or after `from` that `byte` flags: sixteen bytes at a time
-/// that `block` flags, then a word of eight that `word` flags (exact for the lowest
-/// flagged byte), then byte by byte. The three must flag the same bytes.
+/// that `block` flags (the last block ending with `s`); in an `s` shorter than a block (or
+/// without SSE2), a word of eight that `word` flags (exact for the lowest flagged byte),
+/// then byte by byte. The three must flag the same bytes.
 #[inline(always)]
 fn find_flagged(
     s: &[u8],
@@ -306,7 +319,7 @@ fn find_flagged(
     byte: impl Fn(u8) -> bool,
 ) -> Option<usize> {
     let mut i = match Block::search(s, from, block) {
-        Ok(k) => return Some(k),
+        Ok(k) => return k,
         Err(i) => i,
     };
     if let Some(chunk) = s.get(i..i + 8) {
