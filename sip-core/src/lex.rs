@@ -102,8 +102,9 @@ const HOLDS_ALNUM_DASH_DOT: u8 = TOKEN | HOST | PVAL | CALL_ID | DN_OK | URI_OK;
 
 /// [`run`] for runs that are often longer than a block: sixteen bytes at a time are
 /// first tested for letters, digits, `-` and `.` (what hosts, tags, branches and Call-IDs
-/// are mostly made of), and only the other bytes of a block are looked up in the table.
-/// `class` must be made of [`HOLDS_ALNUM_DASH_DOT`] bits.
+/// are mostly made of), and only the other bytes of a block are looked up in the table
+/// (the bytes after the last whole block in one last block that ends with `s`, when `s`
+/// holds one). `class` must be made of [`HOLDS_ALNUM_DASH_DOT`] bits.
 ///
 /// Where it pays, as counted (`benches/count-instructions.sh`): the Call-ID, parameter
 /// values (branches, tags) and the Request-URI; host names have their own pass of
@@ -123,6 +124,22 @@ pub(crate) fn run_long(s: &[u8], mut i: usize, class: u8) -> usize {
             others &= others - 1;
         }
         i += 16;
+    }
+    // The bytes after the last whole block: those of a last block that ends with `s`
+    // (overlapping the one before it, its bytes before `i` masked off).
+    if i < s.len()
+        && let Some(last) = s.len().checked_sub(16)
+        && let Some(b) = Block::at(s, last)
+    {
+        let mut others = !b.alnum_dash_dot() & 0xffff & (u32::MAX << (i - last));
+        while others != 0 {
+            let k = last + others.trailing_zeros() as usize;
+            if CLASS[s[k] as usize] & class == 0 {
+                return k;
+            }
+            others &= others - 1;
+        }
+        return s.len();
     }
     run(s, i, class)
 }
