@@ -407,6 +407,16 @@ pub(crate) fn eq_lower_word<const N: usize>(n: &[u8], lower: &[u8; N]) -> bool {
     u64::from_le_bytes(x) | fold == u64::from_le_bytes(y)
 }
 
+/// True when the eight bytes at `s[i]` are `word` (little-endian) once the bits `fold`
+/// flags are set in them (bit 5 of a letter's byte: either case) and only those `keep`
+/// flags are compared: a parameter's `;name=` in one comparison.
+#[inline(always)]
+pub(crate) fn word_at_is(s: &[u8], i: usize, word: u64, fold: u64, keep: u64) -> bool {
+    s.get(i..)
+        .and_then(<[u8]>::first_chunk::<8>)
+        .is_some_and(|w| (u64::from_le_bytes(*w) | fold) & keep == word)
+}
+
 /// Index of the first `b` in `s` at or after `from`; for the short runs inside a header
 /// value, where a plain loop beats setting up a vectorised search.
 #[inline(always)]

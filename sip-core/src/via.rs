@@ -369,6 +369,10 @@ impl Default for ViaSpans {
     }
 }
 
+/// `;branch=` as one little-endian word, and the bits that fold its letters' case.
+const BRANCH_WORD: u64 = u64::from_le_bytes(*b";branch=");
+const BRANCH_FOLD: u64 = 0x0020_2020_2020_2000;
+
 impl ViaSpans {
     /// No Via: every span empty, the host `0.0.0.0` (storage for
     /// [`ViaSpans::parse_fast_prefix`], and what a message without a Via holds).
@@ -460,6 +464,23 @@ impl ViaSpans {
             if s[i] != b';' {
                 return None;
             }
+            // `;branch=`, the usual first parameter, in one comparison: then what
+            // `lex::param` and the `branch` arm below read, without the name's run.
+            if lex::word_at_is(s, i, BRANCH_WORD, BRANCH_FOLD, u64::MAX) {
+                let v0 = i + 8;
+                let t = lex::run_long(s, v0, lex::TOKEN);
+                // (An empty value, or one that goes on with a parameter-value byte that is
+                // not a token byte, is not a branch `lex::param` reads as one.)
+                if t == v0
+                    || s.get(t)
+                        .is_some_and(|&b| lex::CLASS[b as usize] & lex::PVAL != 0)
+                {
+                    return None;
+                }
+                via.branch.get_or_insert(at(v0, t));
+                i = t;
+                continue;
+            }
             let (name, value, all_token, next) = lex::param(s, i)?;
             let n = &s[name.0..name.1];
             let val = value.map(|r| &s[r.0..r.1]);
@@ -528,6 +549,39 @@ impl ViaSpans {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_branch_read_in_one_comparison_is_the_branch_the_reference_reads() {
+        for v in [
+            "SIP/2.0/UDP h;branch=z9hG4bK1",
+            "SIP/2.0/UDP h;BRANCH=z9hG4bK1;rport",
+            "SIP/2.0/UDP h;Branch=z9hG4bK1,SIP/2.0/UDP g",
+            "SIP/2.0/UDP h;branch=",
+            "SIP/2.0/UDP h;branch=;rport",
+            "SIP/2.0/UDP h;branch=a:b",
+            "SIP/2.0/UDP h;branch=[a]",
+            "SIP/2.0/UDP h;branch=a;branch=b",
+            "SIP/2.0/UDP h;rport;branch=x",
+            "SIP/2.0/UDP h;branchx=y",
+            "SIP/2.0/UDP h;branch\x1b=y",
+            "SIP/2.0/UDP h;\x1bbranch=y",
+        ] {
+            let s = v.as_bytes();
+            if let Some((fast, end)) = Via::parse_fast_prefix(s) {
+                assert_eq!(
+                    end,
+                    s.len()
+                        .min(s.iter().position(|&b| b == b',').unwrap_or(s.len()))
+                );
+                if end == s.len() {
+                    assert_eq!(Ok(fast), Via::parse_reference(s), "{v}");
+                }
+            }
+        }
+        let (v, _) = Via::parse_fast_prefix(b"SIP/2.0/UDP h;BRANCH=z9hG4bK1;rport").unwrap();
+        assert_eq!(v.branch(), Some(&b"z9hG4bK1"[..]));
+        assert!(Via::parse_fast_prefix(b"SIP/2.0/UDP h;branch=a:b").is_none());
+    }
 
     #[test]
     fn tortuous_whitespace() {

@@ -15,8 +15,8 @@
 use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine};
 use crate::header::HeaderName;
 use crate::lex::{
-    CALL_ID, DN_OK, Rel, TOKEN, eq_lower_word, find_byte_or_ctl, find_colon_or_lf, find_lf, param,
-    params_go_on, run, run_long,
+    CALL_ID, DN_OK, PVAL, Rel, TOKEN, eq_lower_word, find_byte_or_ctl, find_colon_or_lf, find_lf,
+    param, params_go_on, run, run_long, word_at_is,
 };
 use crate::method::Method;
 use crate::scan::{CommaSplit, count_values, is_lws, quoted_end, trim_lws_range};
@@ -393,6 +393,12 @@ fn rest_count(v: &[u8], end: usize) -> Option<usize> {
     Some(CommaSplit::new(&v[end + 1..]).count())
 }
 
+/// `;tag=` as the low five bytes of a little-endian word, the bits that fold its letters'
+/// case, and the bytes compared.
+const TAG_WORD: u64 = u64::from_le_bytes(*b";tag=\0\0\0");
+const TAG_FOLD: u64 = 0x0000_0000_2020_2000;
+const TAG_KEEP: u64 = 0x0000_00ff_ffff_ffff;
+
 /// A name-addr or addr-spec with header parameters (From, To, a Route element). Returns
 /// the first `tag` parameter's value and where the element ends (the end of `s` or a
 /// comma).
@@ -441,6 +447,22 @@ fn name_addr(s: &[u8]) -> Option<(Option<Rel>, usize)> {
     let mut seen = false;
     let mut go_on = params_go_on(s, i)?;
     while go_on {
+        // `;tag=`, the usual parameter, in one comparison: then what `param` and the test
+        // below read, without the name's run.
+        if word_at_is(s, i, TAG_WORD, TAG_FOLD, TAG_KEEP) {
+            let v0 = i + 5;
+            let k = run(s, run_long(s, v0, TOKEN), PVAL);
+            if k == v0 {
+                return None;
+            }
+            if !seen {
+                tag = Some(Rel(v0, k));
+                seen = true;
+            }
+            i = k;
+            go_on = params_go_on(s, i)?;
+            continue;
+        }
         let (name, value, _, next) = param(s, i)?;
         if !seen && eq_lower_word(&s[name.0..name.1], b"tag") {
             tag = value;
@@ -473,6 +495,13 @@ mod tests {
             ("\"Alice\" <sip:a@b>;tag=x", Some((Some("x"), 23))),
             ("<sip:a@b>;tag=2, <sip:c@d>", Some((Some("2"), 15))),
             ("sip:a@b;tag=3", Some((Some("3"), 13))),
+            // `;tag=` in any case, a tag with parameter-value bytes, the first of two.
+            ("<sip:a@b>;TAG=4x", Some((Some("4x"), 16))),
+            ("<sip:a@b>;Tag=[1:2]", Some((Some("[1:2]"), 19))),
+            ("<sip:a@b>;tag=5;tag=6", Some((Some("5"), 21))),
+            ("<sip:a@b>;x=1;tag=7", Some((Some("7"), 19))),
+            ("<sip:a@b>;tag=;x=1", None),
+            ("<sip:a@b>;tagx=1", Some((None, 16))),
             // A display name with a byte it may not hold: `@`, `:`, `/` before `<`.
             ("Al@ce <sip:a@b>;tag=1", None),
             ("Alice:x <sip:a@b>", None),
