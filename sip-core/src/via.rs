@@ -481,6 +481,32 @@ impl ViaSpans {
                 i = t;
                 continue;
             }
+            // `;rport` (often the last parameter, with no eight bytes after it): what
+            // `lex::param` and the `rport` arm below read, the value by `lex::port_at`.
+            if let Some(n) = s.get(i + 1..i + 6)
+                && lex::eq_lower_word(n, b"rport")
+                && s.get(i + 6)
+                    .is_none_or(|&b| lex::CLASS[b as usize] & lex::TOKEN == 0)
+            {
+                let (v, next) = if s.get(i + 6) == Some(&b'=') {
+                    let (p, end) = lex::port_at(s, i + 7)?;
+                    // (More of a parameter value after the digits is not a port.)
+                    if s.get(end)
+                        .is_some_and(|&b| lex::CLASS[b as usize] & lex::PVAL != 0)
+                    {
+                        return None;
+                    }
+                    (Some(p), end)
+                } else {
+                    (None, i + 6)
+                };
+                if via.rport.is_none() {
+                    via.rport = Some(v);
+                    via.rport_name = Some(at(i + 1, i + 6));
+                }
+                i = next;
+                continue;
+            }
             let (name, value, all_token, next) = lex::param(s, i)?;
             let n = &s[name.0..name.1];
             let val = value.map(|r| &s[r.0..r.1]);
@@ -565,6 +591,17 @@ mod tests {
             "SIP/2.0/UDP h;branchx=y",
             "SIP/2.0/UDP h;branch\x1b=y",
             "SIP/2.0/UDP h;\x1bbranch=y",
+            "SIP/2.0/UDP h;branch=z9hG4bK1;rport",
+            "SIP/2.0/UDP h;RPort=5060;branch=z9hG4bK1",
+            "SIP/2.0/UDP h;rport=;branch=z9hG4bK1",
+            "SIP/2.0/UDP h;rport=65536",
+            "SIP/2.0/UDP h;rport=123456",
+            "SIP/2.0/UDP h;rport=50a",
+            "SIP/2.0/UDP h;rport=50:",
+            "SIP/2.0/UDP h;rport=5060,SIP/2.0/UDP g",
+            "SIP/2.0/UDP h;rportx",
+            "SIP/2.0/UDP h;rport;rport=1",
+            "SIP/2.0/UDP h;rport=1;rport",
         ] {
             let s = v.as_bytes();
             if let Some((fast, end)) = Via::parse_fast_prefix(s) {
