@@ -427,7 +427,18 @@ impl ViaSpans {
         if !s.starts_with(b"SIP/2.0/") {
             return None;
         }
-        let t = lex::run(s, 8, lex::TOKEN);
+        // (A three-letter transport, `UDP`, `TCP`, `TLS`, by one test of its bytes.)
+        let t = if s.get(11) == Some(&b' ')
+            && lex::CLASS[usize::from(s[8])]
+                & lex::CLASS[usize::from(s[9])]
+                & lex::CLASS[usize::from(s[10])]
+                & lex::TOKEN
+                != 0
+        {
+            11
+        } else {
+            lex::run(s, 8, lex::TOKEN)
+        };
         if t == 8 || s.get(t) != Some(&b' ') {
             return None;
         }

@@ -344,10 +344,13 @@ fn cseq(v: &[u8]) -> Option<(u32, Method, usize)> {
         return None;
     }
     let m = &v[sp + 1..];
-    if m.is_empty() || run(m, 0, TOKEN) != m.len() {
+    // (A method `from_bytes` knows is made of token characters: only an extension's are
+    // searched.)
+    let method = Method::from_bytes(m);
+    if method == Method::Extension && (m.is_empty() || run(m, 0, TOKEN) != m.len()) {
         return None;
     }
-    Some((number as u32, Method::from_bytes(m), sp + 1))
+    Some((number as u32, method, sp + 1))
 }
 
 /// The digits at the start of `v`, at most ten (more, which only leading zeros allow
