@@ -698,7 +698,7 @@ impl UriSpans {
         // After a user part, the rest is yet to be searched for a byte the fast path does
         // not judge (a second `@` among them): the parameters only, since a host name and
         // a port are made of such bytes (an IPv6 reference is searched whole).
-        if at_sign.is_some() {
+        if at_sign.is_some() && (i != hp.len() || hp.first() == Some(&b'[')) {
             let from = if hp.first() == Some(&b'[') { 0 } else { i };
             if lex::run_long(hp, from, lex::URI_OK) != hp.len() {
                 return None;
