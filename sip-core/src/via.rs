@@ -416,12 +416,14 @@ impl ViaSpans {
         }
     }
 
-    /// [`Via::parse_fast_prefix`] on `d[v0..]`, written into `via` as positions in `d`
+    /// [`Via::parse_fast_prefix`] on `d[v0..]`, written into `via` (which must be
+    /// [`ViaSpans::EMPTY`]) as positions in `d`
     /// (the parse pass of `Message` keeps the top Via so, in place, without building a
     /// `Via` first); returns the end, relative to `v0`. On `None`, `via` holds whatever
     /// was read so far.
     #[inline]
     pub(crate) fn parse_fast_prefix(d: &[u8], v0: usize, via: &mut ViaSpans) -> Option<usize> {
+        debug_assert_eq!(*via, ViaSpans::EMPTY);
         let s = d.get(v0..)?;
         let at = |a: usize, b: usize| Span::new(v0 + a, v0 + b);
         if !s.starts_with(b"SIP/2.0/") {
@@ -452,22 +454,15 @@ impl ViaSpans {
             i = p1;
         }
         let params_offset = i;
-        *via = ViaSpans {
-            params_offset: params_offset as u32,
-            protocol_name: at(0, 3),
-            protocol_version: at(4, 7),
-            transport_raw: at(8, t),
-            host: HostSpan::of(host, d),
-            host_raw: at(h0, h0 + hlen),
-            port,
-            params: at(i, i),
-            branch: None,
-            received: None,
-            rport: None,
-            rport_name: None,
-            maddr: None,
-            ttl: None,
-        };
+        // (The parameters' fields are `None` in `EMPTY`, which `via` is: only the others
+        // are written.)
+        via.params_offset = params_offset as u32;
+        via.protocol_name = at(0, 3);
+        via.protocol_version = at(4, 7);
+        via.transport_raw = at(8, t);
+        via.host = HostSpan::of(host, d);
+        via.host_raw = at(h0, h0 + hlen);
+        via.port = port;
         while i < s.len() {
             if s[i] == b',' {
                 break;
