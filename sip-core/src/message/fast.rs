@@ -355,9 +355,32 @@ fn cseq(v: &[u8]) -> Option<(u32, Method, usize)> {
 
 /// The digits at the start of `v`, at most ten (more, which only leading zeros allow
 /// under 2^32, are the reference parser's): their value and how many there are; `None`
-/// when `v` does not start with a digit. One pass, no overflow test per digit.
+/// when `v` does not start with a digit. Fewer than eight digits followed by more bytes
+/// (a CSeq number) are read as one word; otherwise one pass, no overflow test per digit.
 #[inline(always)]
 fn number_prefix(v: &[u8]) -> Option<(u64, usize)> {
+    if let Some(w) = v.first_chunk::<8>() {
+        // Each byte less `0` (by its bits: `0` is 0x30): 0 to 9 for a digit.
+        let t = u64::from_le_bytes(*w) ^ 0x3030_3030_3030_3030;
+        // Bit 7 of the bytes above 9 (exact for the lowest: no carry reaches it).
+        let other = (t.wrapping_add(0x7676_7676_7676_7676) | t) & 0x8080_8080_8080_8080;
+        if other != 0 {
+            let len = (other.trailing_zeros() / 8) as usize;
+            if len == 0 {
+                return None;
+            }
+            // The digits in the top bytes, zeros (leading zeros of the number) below;
+            // then pairs, fours and the eight combined by multiplications.
+            let x = t << (64 - 8 * len);
+            let x = x.wrapping_mul(10).wrapping_add(x >> 8);
+            let mask = 0x0000_00ff_0000_00ff;
+            let n = (x & mask)
+                .wrapping_mul(100 + (1_000_000 << 32))
+                .wrapping_add(((x >> 16) & mask).wrapping_mul(1 + (10_000 << 32)))
+                >> 32;
+            return Some((n & 0xffff_ffff, len));
+        }
+    }
     let mut n = 0u64;
     let mut i = 0;
     while let Some(&b) = v.get(i) {
@@ -488,6 +511,60 @@ mod tests {
     fn read(s: &str) -> Option<Read<'_>> {
         let (tag, end) = name_addr(s.as_bytes())?;
         Some((tag.map(|Rel(a, b)| &s[a..b]), end))
+    }
+
+    #[test]
+    fn a_number_read_as_a_word_is_the_number_read_digit_by_digit() {
+        let by_digits = |v: &[u8]| {
+            let len = v.iter().take_while(|b| b.is_ascii_digit()).count();
+            if len == 0 || len > 10 {
+                return None;
+            }
+            Some((
+                v[..len]
+                    .iter()
+                    .fold(0u64, |n, &b| n * 10 + u64::from(b - b'0')),
+                len,
+            ))
+        };
+        let ends = [
+            b' ',
+            b'/',
+            b':',
+            b'a',
+            0,
+            0x7f,
+            0x80,
+            0xb0,
+            0xb9,
+            0xc0,
+            0xff,
+            b'0' - 1,
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for len in 0..=12 {
+            for &end in &ends {
+                for tail in 0..=9 {
+                    for _ in 0..200 {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let mut v: Vec<u8> = (0..len)
+                            .map(|k| b'0' + ((x >> (k * 4)) % 10) as u8)
+                            .collect();
+                        if x.is_multiple_of(7) && len > 0 {
+                            v[0] = b'0';
+                        }
+                        v.push(end);
+                        v.extend((0..tail).map(|k| (x >> (k * 5)) as u8));
+                        assert_eq!(number_prefix(&v), by_digits(&v), "{v:?}");
+                        assert_eq!(number_prefix(&v[..len]), by_digits(&v[..len]), "{v:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(number_prefix(b"9999999 INVITE"), Some((9_999_999, 7)));
+        assert_eq!(number_prefix(b"0000001 INVITE"), Some((1, 7)));
     }
 
     #[test]
