@@ -15,8 +15,8 @@
 use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine};
 use crate::header::HeaderName;
 use crate::lex::{
-    CALL_ID, DN_OK, PVAL, Rel, TOKEN, eq_lower_word, find_byte_or_ctl, find_colon_or_lf, find_lf,
-    param, params_go_on, run, run_long, word_at_is,
+    CALL_ID, DN_OK, PVAL, Rel, TOKEN, digits_in_word, eq_lower_word, find_byte_or_ctl,
+    find_colon_or_lf, find_lf, param, params_go_on, run, run_long, word_at_is,
 };
 use crate::method::Method;
 use crate::scan::{CommaSplit, count_values, is_lws, quoted_end, trim_lws_range};
@@ -359,27 +359,8 @@ fn cseq(v: &[u8]) -> Option<(u32, Method, usize)> {
 /// (a CSeq number) are read as one word; otherwise one pass, no overflow test per digit.
 #[inline(always)]
 fn number_prefix(v: &[u8]) -> Option<(u64, usize)> {
-    if let Some(w) = v.first_chunk::<8>() {
-        // Each byte less `0` (by its bits: `0` is 0x30): 0 to 9 for a digit.
-        let t = u64::from_le_bytes(*w) ^ 0x3030_3030_3030_3030;
-        // Bit 7 of the bytes above 9 (exact for the lowest: no carry reaches it).
-        let other = (t.wrapping_add(0x7676_7676_7676_7676) | t) & 0x8080_8080_8080_8080;
-        if other != 0 {
-            let len = (other.trailing_zeros() / 8) as usize;
-            if len == 0 {
-                return None;
-            }
-            // The digits in the top bytes, zeros (leading zeros of the number) below;
-            // then pairs, fours and the eight combined by multiplications.
-            let x = t << (64 - 8 * len);
-            let x = x.wrapping_mul(10).wrapping_add(x >> 8);
-            let mask = 0x0000_00ff_0000_00ff;
-            let n = (x & mask)
-                .wrapping_mul(100 + (1_000_000 << 32))
-                .wrapping_add(((x >> 16) & mask).wrapping_mul(1 + (10_000 << 32)))
-                >> 32;
-            return Some((n & 0xffff_ffff, len));
-        }
+    if let Some((n, len)) = digits_in_word(v, 0) {
+        return (len > 0).then_some((n, len));
     }
     let mut n = 0u64;
     let mut i = 0;
