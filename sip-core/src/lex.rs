@@ -607,7 +607,8 @@ const HOST_RUN_MAX: usize = 64;
 /// bits of one word, and read once at the end. `None` for a run longer than
 /// [`HOST_RUN_MAX`]. (A last block overlapping the one before it, in place of the bytes,
 /// made the INVITE's parse 25 instructions dearer and the REGISTER's 90 cheaper: not
-/// worth its lanes' masks.)
+/// worth its lanes' masks. Counted again with the dots as bits: INVITE 17 dearer,
+/// REGISTER 113 cheaper; for tails of four bytes or more only, INVITE 9 dearer.)
 #[inline(always)]
 fn host_run(s: &[u8]) -> Option<HostRun> {
     let mut i = 0;
