@@ -102,8 +102,9 @@ const HOLDS_ALNUM_DASH_DOT: u8 = TOKEN | HOST | PVAL | CALL_ID | DN_OK | URI_OK;
 
 /// [`run`] for runs that are often longer than a block: sixteen bytes at a time are
 /// first tested for letters, digits, `-` and `.` (what hosts, tags, branches and Call-IDs
-/// are mostly made of), and only the other bytes of a block are looked up in the table.
-/// `class` must be made of [`HOLDS_ALNUM_DASH_DOT`] bits.
+/// are mostly made of), and only the other bytes of a block are looked up in the table
+/// (the bytes after the last whole block in one last block that ends with `s`, when `s`
+/// holds one). `class` must be made of [`HOLDS_ALNUM_DASH_DOT`] bits.
 ///
 /// Where it pays, as counted (`benches/count-instructions.sh`): the Call-ID, parameter
 /// values (branches, tags) and the Request-URI; host names have their own pass of
@@ -123,6 +124,22 @@ pub(crate) fn run_long(s: &[u8], mut i: usize, class: u8) -> usize {
             others &= others - 1;
         }
         i += 16;
+    }
+    // The bytes after the last whole block: those of a last block that ends with `s`
+    // (overlapping the one before it, its bytes before `i` masked off).
+    if i < s.len()
+        && let Some(last) = s.len().checked_sub(16)
+        && let Some(b) = Block::at(s, last)
+    {
+        let mut others = !b.alnum_dash_dot() & 0xffff & (u32::MAX << (i - last));
+        while others != 0 {
+            let k = last + others.trailing_zeros() as usize;
+            if CLASS[s[k] as usize] & class == 0 {
+                return k;
+            }
+            others &= others - 1;
+        }
+        return s.len();
     }
     run(s, i, class)
 }
@@ -178,6 +195,45 @@ mod block {
             Some(Block(unsafe {
                 _mm_loadu_si128(c.as_ptr().cast::<__m128i>())
             }))
+        }
+
+        /// The first byte at or after `from` that `flag` flags, sixteen bytes at a time:
+        /// `Ok` with its index (`Ok(None)`: none), or `Err(from)` when `s` is shorter than
+        /// a block. The loop tests one bound per block, computed once, where
+        /// [`Block::at`] tests an overflow and an end; the bytes after the last whole
+        /// block are those of a last block that ends with `s` (overlapping the one
+        /// before it, its bytes before them masked off).
+        #[inline(always)]
+        pub(super) fn search(
+            s: &[u8],
+            from: usize,
+            flag: impl Fn(Block) -> u32,
+        ) -> Result<Option<usize>, usize> {
+            let mut i = from;
+            let Some(last) = s.len().checked_sub(16) else {
+                return Err(i);
+            };
+            let load = |i: usize| {
+                debug_assert!(i <= last);
+                // SAFETY: every caller below has `i <= last = s.len() - 16`, so the
+                // sixteen bytes at `i` are inside `s`; `loadu` has no alignment
+                // requirement; SSE2 is enabled (see `at`).
+                Block(unsafe { _mm_loadu_si128(s.as_ptr().add(i).cast::<__m128i>()) })
+            };
+            while i <= last {
+                let t = flag(load(i));
+                if t != 0 {
+                    return Ok(Some(i + t.trailing_zeros() as usize));
+                }
+                i += 16;
+            }
+            if i >= s.len() {
+                return Ok(None);
+            }
+            // `last < i < s.len()`: the last block's bits from `i - last` on are the
+            // bytes not yet searched.
+            let t = flag(load(last)) & (u32::MAX << (i - last));
+            Ok((t != 0).then(|| last + t.trailing_zeros() as usize))
         }
 
         /// Bit `k` set where byte `k` is `b`.
@@ -246,6 +302,10 @@ impl Block {
         None
     }
     #[inline(always)]
+    fn search(_: &[u8], from: usize, _: impl Fn(Block) -> u32) -> Result<Option<usize>, usize> {
+        Err(from)
+    }
+    #[inline(always)]
     fn eq(self, _: u8) -> u32 {
         0
     }
@@ -264,8 +324,9 @@ impl Block {
 }
 
 /// Index of the first byte at or after `from` that `byte` flags: sixteen bytes at a time
-/// that `block` flags, then a word of eight that `word` flags (exact for the lowest
-/// flagged byte), then byte by byte. The three must flag the same bytes.
+/// that `block` flags (the last block ending with `s`); in an `s` shorter than a block (or
+/// without SSE2), a word of eight that `word` flags (exact for the lowest flagged byte),
+/// then byte by byte. The three must flag the same bytes.
 #[inline(always)]
 fn find_flagged(
     s: &[u8],
@@ -274,14 +335,10 @@ fn find_flagged(
     word: impl Fn(u64) -> u64,
     byte: impl Fn(u8) -> bool,
 ) -> Option<usize> {
-    let mut i = from;
-    while let Some(b) = Block::at(s, i) {
-        let t = block(b);
-        if t != 0 {
-            return Some(i + t.trailing_zeros() as usize);
-        }
-        i += 16;
-    }
+    let mut i = match Block::search(s, from, block) {
+        Ok(k) => return k,
+        Err(i) => i,
+    };
     if let Some(chunk) = s.get(i..i + 8) {
         let mut w = [0u8; 8];
         w.copy_from_slice(chunk);
@@ -348,6 +405,16 @@ pub(crate) fn eq_lower_word<const N: usize>(n: &[u8], lower: &[u8; N]) -> bool {
     y[..N].copy_from_slice(lower);
     let fold = u64::MAX >> (64 - 8 * N) & 0x2020_2020_2020_2020;
     u64::from_le_bytes(x) | fold == u64::from_le_bytes(y)
+}
+
+/// True when the eight bytes at `s[i]` are `word` (little-endian) once the bits `fold`
+/// flags are set in them (bit 5 of a letter's byte: either case) and only those `keep`
+/// flags are compared: a parameter's `;name=` in one comparison.
+#[inline(always)]
+pub(crate) fn word_at_is(s: &[u8], i: usize, word: u64, fold: u64, keep: u64) -> bool {
+    s.get(i..)
+        .and_then(<[u8]>::first_chunk::<8>)
+        .is_some_and(|w| (u64::from_le_bytes(*w) | fold) & keep == word)
 }
 
 /// Index of the first `b` in `s` at or after `from`; for the short runs inside a header
@@ -417,9 +484,65 @@ pub(crate) fn port(digits: &[u8]) -> Option<u16> {
     u16::try_from(v).ok()
 }
 
+/// The digits at `s[i]` read as one word of the eight bytes there, when fewer than eight
+/// of those are digits before another byte: their value and how many there are (`(0, 0)`
+/// for none). `None` when fewer than eight bytes are left or all eight are digits.
+#[inline(always)]
+pub(crate) fn digits_in_word(s: &[u8], i: usize) -> Option<(u64, usize)> {
+    let w = s.get(i..)?.first_chunk::<8>()?;
+    // Each byte less `0` (by its bits: `0` is 0x30): 0 to 9 for a digit.
+    let t = u64::from_le_bytes(*w) ^ 0x3030_3030_3030_3030;
+    // Bit 7 of the bytes above 9 (exact for the lowest: no carry reaches it).
+    let other = (t.wrapping_add(0x7676_7676_7676_7676) | t) & 0x8080_8080_8080_8080;
+    if other == 0 {
+        return None;
+    }
+    let len = (other.trailing_zeros() / 8) as usize;
+    if len == 0 {
+        return Some((0, 0));
+    }
+    // The digits in the top bytes, zeros (leading zeros of the number) below; then pairs,
+    // fours and the eight combined by multiplications.
+    let x = t << (64 - 8 * len);
+    let x = x.wrapping_mul(10).wrapping_add(x >> 8);
+    let mask = 0x0000_00ff_0000_00ff;
+    let n = (x & mask)
+        .wrapping_mul(100 + (1_000_000 << 32))
+        .wrapping_add(((x >> 16) & mask).wrapping_mul(1 + (10_000 << 32)))
+        >> 32;
+    Some((n & 0xffff_ffff, len))
+}
+
+/// The port whose digits start at `s[i]`: what `port(&s[i..run(s, i, DIGIT)])` gives,
+/// and the index after the digits, in one pass over them (at most five digits, then the
+/// next byte must not be a digit); as one word where eight bytes are left.
+#[inline(always)]
+pub(crate) fn port_at(s: &[u8], i: usize) -> Option<(u16, usize)> {
+    if let Some((v, len)) = digits_in_word(s, i) {
+        return (len > 0 && len <= 5 && v <= u64::from(u16::MAX)).then(|| (v as u16, i + len));
+    }
+    let mut v = 0u32;
+    let mut j = i;
+    while let Some(&b) = s.get(j) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        if j - i == 5 {
+            return None;
+        }
+        v = v * 10 + u32::from(d);
+        j += 1;
+    }
+    if j == i || v > u32::from(u16::MAX) {
+        return None;
+    }
+    Some((v as u16, j))
+}
+
 /// A hostname, IPv4 address or IPv6 reference at the start of `s`: the host and its
 /// length, when it is valid as `uri::parse_host` judges it (a trailing dot, which that
-/// accepts, is left to it).
+/// accepts, is left to it, as is a name or address longer than [`HOST_RUN_MAX`]).
 pub(crate) fn host(s: &[u8]) -> Option<(Host<'_>, usize)> {
     if s.first() == Some(&b'[') {
         let close = find_byte(s, 1, b']')?;
@@ -445,7 +568,7 @@ fn host_general(s: &[u8]) -> Option<(Host<'_>, usize)> {
         len: n,
         last_dot,
         dot_dot,
-    } = host_run(s);
+    } = host_run(s)?;
     let name = &s[..n];
     let &last = name.last()?;
     if last == b'.' {
@@ -474,19 +597,32 @@ struct HostRun {
     dot_dot: bool,
 }
 
+/// The longest host [`host_run`] reads (a longer one is the reference parser's): its
+/// dots are bits of one word.
+const HOST_RUN_MAX: usize = 64;
+
 /// The host characters at the start of `s`, their last dot and whether they hold `..`,
 /// in one pass: sixteen bytes at a time (letters, digits, `-` and `.` by the block, the
-/// other bytes of a block by the table), then byte by byte. (A last block overlapping the
-/// one before it, in place of the bytes, made the INVITE's parse 25 instructions dearer
-/// and the REGISTER's 90 cheaper: not worth its lanes' masks.)
+/// other bytes of a block by the table), then byte by byte; the dots are collected as
+/// bits of one word, and read once at the end. `None` for a run longer than
+/// [`HOST_RUN_MAX`]. (A last block overlapping the one before it, in place of the bytes,
+/// made the INVITE's parse 25 instructions dearer and the REGISTER's 90 cheaper: not
+/// worth its lanes' masks. Counted again with the dots as bits: INVITE 17 dearer,
+/// REGISTER 113 cheaper; for tails of four bytes or more only, INVITE 9 dearer.)
 #[inline(always)]
-fn host_run(s: &[u8]) -> HostRun {
+fn host_run(s: &[u8]) -> Option<HostRun> {
     let mut i = 0;
-    let mut last_dot = None;
-    let mut dot_dot = false;
-    // Whether the byte before `i` is a dot (a `..` across two blocks).
-    let mut prev_dot = false;
+    // Bit `k` set where byte `k` is a dot.
+    let mut dots = 0u64;
+    let found = |len: usize, dots: u64| HostRun {
+        len,
+        last_dot: (dots != 0).then(|| 63 - dots.leading_zeros() as usize),
+        dot_dot: dots & (dots >> 1) != 0,
+    };
     while let Some(b) = Block::at(s, i) {
+        if i >= HOST_RUN_MAX {
+            return (CLASS[s[i] as usize] & HOST == 0).then(|| found(i, dots));
+        }
         let mut others = !b.alnum_dash_dot() & 0xffff;
         let mut end = 16;
         while others != 0 {
@@ -497,38 +633,23 @@ fn host_run(s: &[u8]) -> HostRun {
             }
             others &= others - 1;
         }
-        let dots = b.eq(b'.') & ((1u32 << end) - 1);
-        if dots != 0 {
-            last_dot = Some(i + 31 - dots.leading_zeros() as usize);
-            dot_dot |= dots & (dots >> 1) != 0 || (prev_dot && dots & 1 != 0);
-        }
+        dots |= u64::from(b.eq(b'.') & ((1u32 << end) - 1)) << i;
         if end < 16 {
-            return HostRun {
-                len: i + end,
-                last_dot,
-                dot_dot,
-            };
+            return Some(found(i + end, dots));
         }
-        prev_dot = dots & 0x8000 != 0;
         i += 16;
     }
     while let Some(&c) = s.get(i) {
         if CLASS[c as usize] & HOST == 0 {
             break;
         }
-        let dot = c == b'.';
-        if dot {
-            dot_dot |= prev_dot;
-            last_dot = Some(i);
+        if i >= HOST_RUN_MAX {
+            return None;
         }
-        prev_dot = dot;
+        dots |= u64::from(c == b'.') << i;
         i += 1;
     }
-    HostRun {
-        len: i,
-        last_dot,
-        dot_dot,
-    }
+    Some(found(i, dots))
 }
 
 /// A dotted quad at the start of `s` (four parts of 1 to 3 digits, each at most 255) and
@@ -628,6 +749,19 @@ mod tests {
     }
 
     #[test]
+    fn a_port_read_in_one_pass_is_the_port_of_its_digit_run() {
+        // Every string of up to 7 bytes over digits that make ports, too large ones and
+        // too long ones, and bytes that end them.
+        every_string(b"06590:;", 0..=8, |s| {
+            for i in 0..=s.len() {
+                let end = run(s, i, DIGIT);
+                let want = port(&s[i..end]).map(|p| (p, end));
+                assert_eq!(port_at(s, i), want, "{} at {i}", String::from_utf8_lossy(s));
+            }
+        });
+    }
+
+    #[test]
     fn the_dotted_quad_fast_path_agrees_with_the_general_one() {
         // Every string of up to 7 bytes over an alphabet that makes quads, near-quads and
         // names, plus longer quads with what may follow them.
@@ -678,7 +812,7 @@ mod tests {
         // Dots, a `_` (a host byte the block does not pass), a `:` (the end) and letters,
         // at every position around the block boundaries, then pseudo-random strings.
         let mut cases: Vec<Vec<u8>> = Vec::new();
-        for len in 0..=40 {
+        for len in (0..=40).chain([62, 63, 64, 65, 66, 80]) {
             for a in 0..len {
                 for (x, y) in [
                     (b'.', b'.'),
@@ -706,13 +840,17 @@ mod tests {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            let len = (seed % 48) as usize;
+            let len = (seed % 80) as usize;
             let v: Vec<u8> = (0..len)
                 .map(|k| b".a._-9:\xc3"[((seed >> (k % 60)) % 8) as usize])
                 .collect();
             cases.push(v);
         }
-        let check = |s: &[u8]| assert_eq!(host_run(s), plain(s), "{}", String::from_utf8_lossy(s));
+        let check = |s: &[u8]| {
+            let want = plain(s);
+            let want = (want.len <= HOST_RUN_MAX).then_some(want);
+            assert_eq!(host_run(s), want, "{}", String::from_utf8_lossy(s));
+        };
         cases.iter().for_each(|s| check(s));
         // Every string of up to 10 bytes over a host alphabet, alone and followed by
         // bytes that end the host (the dots after the `:` are not the name's).

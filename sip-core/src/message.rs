@@ -244,7 +244,8 @@ impl Message {
     pub fn parse_with(buf: Bytes, opts: &ParseOptions) -> Result<Message, ParseError> {
         let mut msg = Message::empty();
         if fast::parse_into(&buf, opts, &mut msg) {
-            msg.buf = buf;
+            // (The empty buffer replaced owns nothing: no drop, which is a call.)
+            std::mem::forget(std::mem::replace(&mut msg.buf, buf));
             Ok(msg)
         } else {
             Message::parse_reference(buf, opts)
@@ -283,7 +284,8 @@ impl Message {
     fn fast_in_place(&mut self, buf: Bytes, opts: &ParseOptions) -> Result<(), Bytes> {
         self.clear();
         if fast::parse_into(&buf, opts, self) {
-            self.buf = buf;
+            // (The empty buffer `clear` left owns nothing: no drop, which is a call.)
+            std::mem::forget(std::mem::replace(&mut self.buf, buf));
             return Ok(());
         }
         self.clear();

@@ -659,17 +659,15 @@ impl UriSpans {
         let rest = &s[r0..];
         // One '@' at most (it ends the userinfo); no character whose place in a SIP URI
         // the fast path does not judge (escapes, headers, controls, ...).
-        let mut at_sign = None;
-        let mut k = lex::run_long(rest, 0, lex::URI_OK);
-        if rest.get(k) == Some(&b'@') {
-            at_sign = Some(k);
-            // (By blocks too: a host, port and parameters after a user part are often
-            // longer than one.)
-            k = lex::run_long(rest, k + 1, lex::URI_OK);
-        }
-        if k != rest.len() {
+        // (The bytes after a user part are judged below, past the host and port.)
+        let k = lex::run_long(rest, 0, lex::URI_OK);
+        let at_sign = if rest.get(k) == Some(&b'@') {
+            Some(k)
+        } else if k == rest.len() {
+            None
+        } else {
             return None;
-        }
+        };
         let (user, password, h0) = match at_sign {
             Some(a) => {
                 let userinfo = &rest[..a];
@@ -690,12 +688,21 @@ impl UriSpans {
         let mut i = hlen;
         let mut port = None;
         if hp.get(i) == Some(&b':') {
-            let p1 = lex::run(hp, i + 1, lex::DIGIT);
-            port = Some(lex::port(&hp[i + 1..p1])?);
+            let (p, p1) = lex::port_at(hp, i + 1)?;
+            port = Some(p);
             i = p1;
         }
         if i != hp.len() && hp[i] != b';' {
             return None;
+        }
+        // After a user part, the rest is yet to be searched for a byte the fast path does
+        // not judge (a second `@` among them): the parameters only, since a host name and
+        // a port are made of such bytes (an IPv6 reference is searched whole).
+        if at_sign.is_some() && (i != hp.len() || hp.first() == Some(&b'[')) {
+            let from = if hp.first() == Some(&b'[') { 0 } else { i };
+            if lex::run_long(hp, from, lex::URI_OK) != hp.len() {
+                return None;
+            }
         }
         *uri = UriSpans {
             raw: at(0, s.len()),

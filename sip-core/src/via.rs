@@ -402,6 +402,10 @@ impl Default for ViaSpans {
     }
 }
 
+/// `;branch=` as one little-endian word, and the bits that fold its letters' case.
+const BRANCH_WORD: u64 = u64::from_le_bytes(*b";branch=");
+const BRANCH_FOLD: u64 = 0x0020_2020_2020_2000;
+
 impl ViaSpans {
     /// No Via: every span empty, the host `0.0.0.0` (storage for
     /// [`ViaSpans::parse_fast_prefix`], and what a message without a Via holds).
@@ -445,18 +449,31 @@ impl ViaSpans {
         }
     }
 
-    /// [`Via::parse_fast_prefix`] on `d[v0..]`, written into `via` as positions in `d`
+    /// [`Via::parse_fast_prefix`] on `d[v0..]`, written into `via` (which must be
+    /// [`ViaSpans::EMPTY`]) as positions in `d`
     /// (the parse pass of `Message` keeps the top Via so, in place, without building a
     /// `Via` first); returns the end, relative to `v0`. On `None`, `via` holds whatever
     /// was read so far.
     #[inline]
     pub(crate) fn parse_fast_prefix(d: &[u8], v0: usize, via: &mut ViaSpans) -> Option<usize> {
+        debug_assert_eq!(*via, ViaSpans::EMPTY);
         let s = d.get(v0..)?;
         let at = |a: usize, b: usize| Span::new(v0 + a, v0 + b);
         if !s.starts_with(b"SIP/2.0/") {
             return None;
         }
-        let t = lex::run(s, 8, lex::TOKEN);
+        // (A three-letter transport, `UDP`, `TCP`, `TLS`, by one test of its bytes.)
+        let t = if s.get(11) == Some(&b' ')
+            && lex::CLASS[usize::from(s[8])]
+                & lex::CLASS[usize::from(s[9])]
+                & lex::CLASS[usize::from(s[10])]
+                & lex::TOKEN
+                != 0
+        {
+            11
+        } else {
+            lex::run(s, 8, lex::TOKEN)
+        };
         if t == 8 || s.get(t) != Some(&b' ') {
             return None;
         }
@@ -465,33 +482,69 @@ impl ViaSpans {
         let mut i = h0 + hlen;
         let mut port = None;
         if s.get(i) == Some(&b':') {
-            let p1 = lex::run(s, i + 1, lex::DIGIT);
-            port = Some(lex::port(&s[i + 1..p1])?);
+            let (p, p1) = lex::port_at(s, i + 1)?;
+            port = Some(p);
             i = p1;
         }
         let params_offset = i;
-        *via = ViaSpans {
-            params_offset: params_offset as u32,
-            protocol_name: at(0, 3),
-            protocol_version: at(4, 7),
-            transport_raw: at(8, t),
-            host: HostSpan::of(host, d),
-            host_raw: at(h0, h0 + hlen),
-            port,
-            params: at(i, i),
-            branch: None,
-            received: None,
-            rport: None,
-            rport_name: None,
-            maddr: None,
-            ttl: None,
-        };
+        // (The parameters' fields are `None` in `EMPTY`, which `via` is: only the others
+        // are written.)
+        via.params_offset = params_offset as u32;
+        via.protocol_name = at(0, 3);
+        via.protocol_version = at(4, 7);
+        via.transport_raw = at(8, t);
+        via.host = HostSpan::of(host, d);
+        via.host_raw = at(h0, h0 + hlen);
+        via.port = port;
         while i < s.len() {
             if s[i] == b',' {
                 break;
             }
             if s[i] != b';' {
                 return None;
+            }
+            // `;branch=`, the usual first parameter, in one comparison: then what
+            // `lex::param` and the `branch` arm below read, without the name's run.
+            if lex::word_at_is(s, i, BRANCH_WORD, BRANCH_FOLD, u64::MAX) {
+                let v0 = i + 8;
+                let t = lex::run_long(s, v0, lex::TOKEN);
+                // (An empty value, or one that goes on with a parameter-value byte that is
+                // not a token byte, is not a branch `lex::param` reads as one.)
+                if t == v0
+                    || s.get(t)
+                        .is_some_and(|&b| lex::CLASS[b as usize] & lex::PVAL != 0)
+                {
+                    return None;
+                }
+                via.branch.get_or_insert(at(v0, t));
+                i = t;
+                continue;
+            }
+            // `;rport` (often the last parameter, with no eight bytes after it): what
+            // `lex::param` and the `rport` arm below read, the value by `lex::port_at`.
+            if let Some(n) = s.get(i + 1..i + 6)
+                && lex::eq_lower_word(n, b"rport")
+                && s.get(i + 6)
+                    .is_none_or(|&b| lex::CLASS[b as usize] & lex::TOKEN == 0)
+            {
+                let (v, next) = if s.get(i + 6) == Some(&b'=') {
+                    let (p, end) = lex::port_at(s, i + 7)?;
+                    // (More of a parameter value after the digits is not a port.)
+                    if s.get(end)
+                        .is_some_and(|&b| lex::CLASS[b as usize] & lex::PVAL != 0)
+                    {
+                        return None;
+                    }
+                    (Some(p), end)
+                } else {
+                    (None, i + 6)
+                };
+                if via.rport.is_none() {
+                    via.rport = Some(v);
+                    via.rport_name = Some(at(i + 1, i + 6));
+                }
+                i = next;
+                continue;
             }
             let (name, value, all_token, next) = lex::param(s, i)?;
             let n = &s[name.0..name.1];
@@ -577,6 +630,50 @@ impl ViaSpans {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_branch_read_in_one_comparison_is_the_branch_the_reference_reads() {
+        for v in [
+            "SIP/2.0/UDP h;branch=z9hG4bK1",
+            "SIP/2.0/UDP h;BRANCH=z9hG4bK1;rport",
+            "SIP/2.0/UDP h;Branch=z9hG4bK1,SIP/2.0/UDP g",
+            "SIP/2.0/UDP h;branch=",
+            "SIP/2.0/UDP h;branch=;rport",
+            "SIP/2.0/UDP h;branch=a:b",
+            "SIP/2.0/UDP h;branch=[a]",
+            "SIP/2.0/UDP h;branch=a;branch=b",
+            "SIP/2.0/UDP h;rport;branch=x",
+            "SIP/2.0/UDP h;branchx=y",
+            "SIP/2.0/UDP h;branch\x1b=y",
+            "SIP/2.0/UDP h;\x1bbranch=y",
+            "SIP/2.0/UDP h;branch=z9hG4bK1;rport",
+            "SIP/2.0/UDP h;RPort=5060;branch=z9hG4bK1",
+            "SIP/2.0/UDP h;rport=;branch=z9hG4bK1",
+            "SIP/2.0/UDP h;rport=65536",
+            "SIP/2.0/UDP h;rport=123456",
+            "SIP/2.0/UDP h;rport=50a",
+            "SIP/2.0/UDP h;rport=50:",
+            "SIP/2.0/UDP h;rport=5060,SIP/2.0/UDP g",
+            "SIP/2.0/UDP h;rportx",
+            "SIP/2.0/UDP h;rport;rport=1",
+            "SIP/2.0/UDP h;rport=1;rport",
+        ] {
+            let s = v.as_bytes();
+            if let Some((fast, end)) = Via::parse_fast_prefix(s) {
+                assert_eq!(
+                    end,
+                    s.len()
+                        .min(s.iter().position(|&b| b == b',').unwrap_or(s.len()))
+                );
+                if end == s.len() {
+                    assert_eq!(Ok(fast), Via::parse_reference(s), "{v}");
+                }
+            }
+        }
+        let (v, _) = Via::parse_fast_prefix(b"SIP/2.0/UDP h;BRANCH=z9hG4bK1;rport").unwrap();
+        assert_eq!(v.branch(), Some(&b"z9hG4bK1"[..]));
+        assert!(Via::parse_fast_prefix(b"SIP/2.0/UDP h;branch=a:b").is_none());
+    }
 
     #[test]
     fn tortuous_whitespace() {

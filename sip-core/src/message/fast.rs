@@ -15,8 +15,8 @@
 use super::{Essentials, Framing, Message, ParseOptions, RawHeader, StartLine};
 use crate::header::HeaderName;
 use crate::lex::{
-    CALL_ID, DN_OK, Rel, TOKEN, eq_lower_word, find_byte_or_ctl, find_colon_or_lf, find_lf, param,
-    params_go_on, run, run_long,
+    CALL_ID, DN_OK, PVAL, Rel, TOKEN, digits_in_word, eq_lower_word, find_byte_or_ctl,
+    find_colon_or_lf, find_lf, param, params_go_on, run, run_long, word_at_is,
 };
 use crate::method::Method;
 use crate::scan::{CommaSplit, count_values, is_lws, quoted_end, trim_lws_range};
@@ -47,6 +47,9 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
     msg.headers_start = headers_start as u32;
     let max_headers = limits.max_headers.min(u16::MAX as u32) as usize;
     let max_line = limits.max_line_length as usize;
+    // No line is longer than `max_line` in a message that is not (one test, not one a
+    // line, in the usual case).
+    let lines_fit = d.len() <= max_line;
     let mut pos = headers_start;
     // `msg.headers.len()`, kept here: the table's own length is behind a test of where
     // its storage is (inline or on the heap).
@@ -78,7 +81,7 @@ fn parse_inner(d: &[u8], opts: &ParseOptions, msg: &mut Message) -> Option<()> {
         // a header line of its own, has no name, and the path gives up there.
         let lf = find_lf(d, value_from)?;
         let line_end = lf + 1;
-        if line_end - pos > max_line || count >= max_headers {
+        if (!lines_fit && line_end - pos > max_line) || count >= max_headers {
             return None;
         }
         let (value, v) = trim_value(d, value_from, lf);
@@ -341,17 +344,24 @@ fn cseq(v: &[u8]) -> Option<(u32, Method, usize)> {
         return None;
     }
     let m = &v[sp + 1..];
-    if m.is_empty() || run(m, 0, TOKEN) != m.len() {
+    // (A method `from_bytes` knows is made of token characters: only an extension's are
+    // searched.)
+    let method = Method::from_bytes(m);
+    if method == Method::Extension && (m.is_empty() || run(m, 0, TOKEN) != m.len()) {
         return None;
     }
-    Some((number as u32, Method::from_bytes(m), sp + 1))
+    Some((number as u32, method, sp + 1))
 }
 
 /// The digits at the start of `v`, at most ten (more, which only leading zeros allow
 /// under 2^32, are the reference parser's): their value and how many there are; `None`
-/// when `v` does not start with a digit. One pass, no overflow test per digit.
+/// when `v` does not start with a digit. Fewer than eight digits followed by more bytes
+/// (a CSeq number) are read as one word; otherwise one pass, no overflow test per digit.
 #[inline(always)]
 fn number_prefix(v: &[u8]) -> Option<(u64, usize)> {
+    if let Some((n, len)) = digits_in_word(v, 0) {
+        return (len > 0).then_some((n, len));
+    }
     let mut n = 0u64;
     let mut i = 0;
     while let Some(&b) = v.get(i) {
@@ -389,6 +399,12 @@ fn rest_count(v: &[u8], end: usize) -> Option<usize> {
     }
     Some(CommaSplit::new(&v[end + 1..]).count())
 }
+
+/// `;tag=` as the low five bytes of a little-endian word, the bits that fold its letters'
+/// case, and the bytes compared.
+const TAG_WORD: u64 = u64::from_le_bytes(*b";tag=\0\0\0");
+const TAG_FOLD: u64 = 0x0000_0000_2020_2000;
+const TAG_KEEP: u64 = 0x0000_00ff_ffff_ffff;
 
 /// A name-addr or addr-spec with header parameters (From, To, a Route element). Returns
 /// the first `tag` parameter's value and where the element ends (the end of `s` or a
@@ -438,6 +454,22 @@ fn name_addr(s: &[u8]) -> Option<(Option<Rel>, usize)> {
     let mut seen = false;
     let mut go_on = params_go_on(s, i)?;
     while go_on {
+        // `;tag=`, the usual parameter, in one comparison: then what `param` and the test
+        // below read, without the name's run.
+        if word_at_is(s, i, TAG_WORD, TAG_FOLD, TAG_KEEP) {
+            let v0 = i + 5;
+            let k = run(s, run_long(s, v0, TOKEN), PVAL);
+            if k == v0 {
+                return None;
+            }
+            if !seen {
+                tag = Some(Rel(v0, k));
+                seen = true;
+            }
+            i = k;
+            go_on = params_go_on(s, i)?;
+            continue;
+        }
         let (name, value, _, next) = param(s, i)?;
         if !seen && eq_lower_word(&s[name.0..name.1], b"tag") {
             tag = value;
@@ -463,6 +495,60 @@ mod tests {
     }
 
     #[test]
+    fn a_number_read_as_a_word_is_the_number_read_digit_by_digit() {
+        let by_digits = |v: &[u8]| {
+            let len = v.iter().take_while(|b| b.is_ascii_digit()).count();
+            if len == 0 || len > 10 {
+                return None;
+            }
+            Some((
+                v[..len]
+                    .iter()
+                    .fold(0u64, |n, &b| n * 10 + u64::from(b - b'0')),
+                len,
+            ))
+        };
+        let ends = [
+            b' ',
+            b'/',
+            b':',
+            b'a',
+            0,
+            0x7f,
+            0x80,
+            0xb0,
+            0xb9,
+            0xc0,
+            0xff,
+            b'0' - 1,
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for len in 0..=12 {
+            for &end in &ends {
+                for tail in 0..=9 {
+                    for _ in 0..200 {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let mut v: Vec<u8> = (0..len)
+                            .map(|k| b'0' + ((x >> (k * 4)) % 10) as u8)
+                            .collect();
+                        if x.is_multiple_of(7) && len > 0 {
+                            v[0] = b'0';
+                        }
+                        v.push(end);
+                        v.extend((0..tail).map(|k| (x >> (k * 5)) as u8));
+                        assert_eq!(number_prefix(&v), by_digits(&v), "{v:?}");
+                        assert_eq!(number_prefix(&v[..len]), by_digits(&v[..len]), "{v:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(number_prefix(b"9999999 INVITE"), Some((9_999_999, 7)));
+        assert_eq!(number_prefix(b"0000001 INVITE"), Some((1, 7)));
+    }
+
+    #[test]
     fn a_name_addr_is_read_by_its_usual_shapes_and_left_to_the_reference_otherwise() {
         let table: &[(&str, Option<Read>)] = &[
             ("Alice <sip:a@b>;tag=1", Some((Some("1"), 21))),
@@ -470,6 +556,13 @@ mod tests {
             ("\"Alice\" <sip:a@b>;tag=x", Some((Some("x"), 23))),
             ("<sip:a@b>;tag=2, <sip:c@d>", Some((Some("2"), 15))),
             ("sip:a@b;tag=3", Some((Some("3"), 13))),
+            // `;tag=` in any case, a tag with parameter-value bytes, the first of two.
+            ("<sip:a@b>;TAG=4x", Some((Some("4x"), 16))),
+            ("<sip:a@b>;Tag=[1:2]", Some((Some("[1:2]"), 19))),
+            ("<sip:a@b>;tag=5;tag=6", Some((Some("5"), 21))),
+            ("<sip:a@b>;x=1;tag=7", Some((Some("7"), 19))),
+            ("<sip:a@b>;tag=;x=1", None),
+            ("<sip:a@b>;tagx=1", Some((None, 16))),
             // A display name with a byte it may not hold: `@`, `:`, `/` before `<`.
             ("Al@ce <sip:a@b>;tag=1", None),
             ("Alice:x <sip:a@b>", None),
