@@ -39,6 +39,26 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method sip-lb knows by name, in the order of their declaration (so that
+    /// `m as usize` is a known method's place here, and [`Method::Extension`] comes
+    /// after them).
+    pub const KNOWN: [Method; 14] = [
+        Method::Invite,
+        Method::Ack,
+        Method::Bye,
+        Method::Cancel,
+        Method::Options,
+        Method::Register,
+        Method::Prack,
+        Method::Subscribe,
+        Method::Notify,
+        Method::Publish,
+        Method::Info,
+        Method::Refer,
+        Method::Message,
+        Method::Update,
+    ];
+
     /// Classifies a method token (case-sensitive, as RFC 3261 requires).
     #[inline]
     pub fn from_bytes(s: &[u8]) -> Method {
@@ -130,25 +150,19 @@ mod tests {
 
     /// The names as a plain comparison reads them.
     fn by_comparison(s: &[u8]) -> Method {
-        [
-            Method::Invite,
-            Method::Ack,
-            Method::Bye,
-            Method::Cancel,
-            Method::Options,
-            Method::Register,
-            Method::Prack,
-            Method::Subscribe,
-            Method::Notify,
-            Method::Publish,
-            Method::Info,
-            Method::Refer,
-            Method::Message,
-            Method::Update,
-        ]
-        .into_iter()
-        .find(|m| m.as_str().map(str::as_bytes) == Some(s))
-        .unwrap_or(Method::Extension)
+        Method::KNOWN
+            .into_iter()
+            .find(|m| m.as_str().map(str::as_bytes) == Some(s))
+            .unwrap_or(Method::Extension)
+    }
+
+    #[test]
+    fn known_methods_are_in_declaration_order_and_named() {
+        for (i, m) in Method::KNOWN.into_iter().enumerate() {
+            assert_eq!(m as usize, i);
+            assert!(m.as_str().is_some());
+        }
+        assert_eq!(Method::Extension as usize, Method::KNOWN.len());
     }
 
     #[test]
@@ -156,22 +170,7 @@ mod tests {
         // Every name, each with one byte changed to each of a few others, cut short and
         // made longer, and some strings of every length.
         let mut cases: Vec<Vec<u8>> = (0..12).map(|n| vec![b'A'; n]).collect();
-        for m in [
-            "INVITE",
-            "ACK",
-            "BYE",
-            "CANCEL",
-            "OPTIONS",
-            "REGISTER",
-            "PRACK",
-            "SUBSCRIBE",
-            "NOTIFY",
-            "PUBLISH",
-            "INFO",
-            "REFER",
-            "MESSAGE",
-            "UPDATE",
-        ] {
+        for m in Method::KNOWN.map(|m| m.as_str().unwrap_or_default()) {
             let m = m.as_bytes();
             for i in 0..m.len() {
                 for b in [b'A', b'C', b'I', b'S', b'a', b'c', 0, 0xff] {

@@ -187,45 +187,40 @@ pub struct ProxyStats {
 }
 
 /// Number of method slots in [`ProxyStats::requests_by_method`].
-pub const METHODS: usize = 15;
+pub const METHODS: usize = sip_core::Method::KNOWN.len() + 1;
 
-/// Method names in the order of [`ProxyStats::requests_by_method`].
-pub const METHOD_NAMES: [&str; METHODS] = [
-    "INVITE",
-    "ACK",
-    "BYE",
-    "CANCEL",
-    "OPTIONS",
-    "REGISTER",
-    "PRACK",
-    "SUBSCRIBE",
-    "NOTIFY",
-    "PUBLISH",
-    "INFO",
-    "REFER",
-    "MESSAGE",
-    "UPDATE",
-    "other",
-];
+/// Method names in the order of [`ProxyStats::requests_by_method`]: those of
+/// [`sip_core::Method::KNOWN`], then `other`.
+pub const METHOD_NAMES: [&str; METHODS] = {
+    let mut names = ["other"; METHODS];
+    let mut i = 0;
+    while i < sip_core::Method::KNOWN.len() {
+        if let Some(n) = sip_core::Method::KNOWN[i].as_str() {
+            names[i] = n;
+        }
+        i += 1;
+    }
+    names
+};
 
-/// The slot of a method in [`ProxyStats::requests_by_method`].
+/// The slot of a method in [`ProxyStats::requests_by_method`]: its place in
+/// [`sip_core::Method::KNOWN`], the last slot for an extension method.
 pub fn method_index(m: sip_core::Method) -> usize {
-    use sip_core::Method as M;
-    match m {
-        M::Invite => 0,
-        M::Ack => 1,
-        M::Bye => 2,
-        M::Cancel => 3,
-        M::Options => 4,
-        M::Register => 5,
-        M::Prack => 6,
-        M::Subscribe => 7,
-        M::Notify => 8,
-        M::Publish => 9,
-        M::Info => 10,
-        M::Refer => 11,
-        M::Message => 12,
-        M::Update => 13,
-        _ => 14,
+    // (The declaration order, which `Method::KNOWN` follows; sip-core tests it.)
+    m as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sip_core::Method;
+
+    #[test]
+    fn each_method_counts_under_its_own_name() {
+        for m in Method::KNOWN {
+            assert_eq!(Some(METHOD_NAMES[method_index(m)]), m.as_str());
+        }
+        assert_eq!(METHOD_NAMES[method_index(Method::Extension)], "other");
+        assert_eq!(method_index(Method::Extension), METHODS - 1);
     }
 }

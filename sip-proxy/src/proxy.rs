@@ -1442,7 +1442,8 @@ impl Proxy {
         self.server_index.insert(key, (i, g));
         if invite {
             // Not kept as `last_response`: a retransmission is answered with a 100 built
-            // from it (the same bytes), which spares a shared buffer per call.
+            // from it (the same bytes), so the transaction holds no reference to it (one
+            // clone and its release less per call; the buffer is still an allocation).
             let trying = self.build_reply(msg, origin.source, 100, "Trying", None, &[]);
             self.count_local_reply(100);
             self.send_to_origin(&origin, trying);

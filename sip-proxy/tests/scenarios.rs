@@ -87,9 +87,7 @@ fn a_call_answered_within_t1_arms_six_timers_and_none_outlives_the_wait() {
     // and M, E and K, L and J. No timeout's timer (5 s) and no Timer C (3 minutes) is
     // left to come round for a transaction long gone.
     let mut net = Net::with_backends(Mode::Stateful, 1);
-    net.send(caller(), invite("c6", "z9hG4bKinv6"));
-    let out = net.out();
-    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    let (_, fwd) = net.invite_forwarded("c6", "z9hG4bKinv6");
     net.send(backend(0), respond(&fwd, 180, "Ringing"));
     net.send(backend(0), respond(&fwd, 200, "OK"));
     let out = net.out();
@@ -118,9 +116,7 @@ fn a_call_answered_within_t1_arms_six_timers_and_none_outlives_the_wait() {
 #[test]
 fn retransmissions_are_absorbed_and_answered_from_state() {
     let mut net = Net::with_backends(Mode::Stateful, 1);
-    net.send(caller(), invite("c2", "z9hG4bKinv2"));
-    let out = net.out();
-    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    let (out, fwd) = net.invite_forwarded("c2", "z9hG4bKinv2");
     // The caller retransmits: we answer 100 again and do not forward.
     net.send(caller(), invite("c2", "z9hG4bKinv2"));
     let again = net.expect_one(caller());
@@ -176,9 +172,7 @@ fn after_a_2xx_an_invite_retransmission_is_absorbed_and_the_callees_2xx_goes_up(
     // (it does not answer it with the 2xx: the callee retransmits its own 2xx until the
     // ACK, and §7.2 forwards each retransmission).
     let mut net = Net::with_backends(Mode::Stateful, 1);
-    net.send(caller(), invite("c9", "z9hG4bKinv9"));
-    let out = net.out();
-    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    let (_, fwd) = net.invite_forwarded("c9", "z9hG4bKinv9");
     net.send(backend(0), respond(&fwd, 200, "OK"));
     let ok = net.expect_one(caller());
     assert_eq!(ok.status_code(), Some(200));
@@ -209,9 +203,7 @@ fn after_a_2xx_an_invite_retransmission_is_absorbed_and_the_callees_2xx_goes_up(
 #[test]
 fn cancel_before_answer() {
     let mut net = Net::with_backends(Mode::Stateful, 1);
-    net.send(caller(), invite("c3", "z9hG4bKinv3"));
-    let out = net.out();
-    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    let (_, fwd) = net.invite_forwarded("c3", "z9hG4bKinv3");
     net.send(backend(0), respond(&fwd, 180, "Ringing"));
     net.expect_one(caller());
     net.send(caller(), request("CANCEL", "c3", "z9hG4bKinv3", 1));
@@ -240,9 +232,7 @@ fn cancel_before_answer() {
 #[test]
 fn cancel_before_any_provisional_waits_for_one() {
     let mut net = Net::with_backends(Mode::Stateful, 1);
-    net.send(caller(), invite("c3b", "z9hG4bKinv3b"));
-    let out = net.out();
-    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    let (_, fwd) = net.invite_forwarded("c3b", "z9hG4bKinv3b");
     net.send(caller(), request("CANCEL", "c3b", "z9hG4bKinv3b", 1));
     let ok = net.expect_one(caller());
     assert_eq!(ok.status_code(), Some(200));
@@ -263,9 +253,7 @@ fn past_timer_c(call_id: &str, branch: &str) -> (Net, std::net::SocketAddr, Mess
     let mut cfg = config(Mode::Stateful);
     cfg.timers.no_final_invite = Duration::from_secs(2);
     let mut net = Net::new(cfg, &list(2));
-    net.send(caller(), invite(call_id, branch));
-    let out = net.out();
-    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    let (out, fwd) = net.invite_forwarded(call_id, branch);
     let callee = out[1].destination;
     net.send(callee, respond(&fwd, 180, "Ringing"));
     net.expect_one(caller());
@@ -397,9 +385,7 @@ fn failover_on_timeout() {
 #[test]
 fn failover_on_500_then_answer() {
     let mut net = Net::with_backends(Mode::Stateful, 2);
-    net.send(caller(), invite("c5", "z9hG4bKinv5"));
-    let out = net.out();
-    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    let (out, fwd) = net.invite_forwarded("c5", "z9hG4bKinv5");
     let first = out[1].destination;
     net.send(first, respond(&fwd, 500, "Server Internal Error"));
     let out = net.out();
@@ -418,9 +404,7 @@ fn every_destination_failing_gives_best_response_or_503() {
     // Both answer 503: the caller gets our 503 with Retry-After? No: the best response
     // received (a 503 from downstream) per §16.7.
     let mut net = Net::with_backends(Mode::Stateful, 2);
-    net.send(caller(), invite("c6", "z9hG4bKinv6"));
-    let out = net.out();
-    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    let (out, fwd) = net.invite_forwarded("c6", "z9hG4bKinv6");
     net.send(out[1].destination, respond(&fwd, 500, "Oops"));
     let out = net.out();
     let fwd2 = Message::parse(out[1].bytes.clone()).unwrap();
@@ -554,9 +538,7 @@ fn stateless_retransmission_and_cancel_follow_their_invite_under_load() {
 #[test]
 fn forged_cookie_is_refused() {
     let mut net = Net::with_backends(Mode::Stateful, 1);
-    net.send(caller(), invite("f1", "z9hG4bKf1"));
-    let out = net.out();
-    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    let (_, fwd) = net.invite_forwarded("f1", "z9hG4bKf1");
     net.send(backend(0), respond(&fwd, 200, "OK"));
     let ok = net.expect_one(caller());
     let bye = in_dialog("BYE", &ok, "z9hG4bKfbye", 2);
@@ -831,9 +813,7 @@ fn chunked_datagram(text: &[u8]) -> (Bytes, std::sync::Arc<std::sync::atomic::At
 fn the_best_response_held_during_failover_is_a_copy() {
     use std::sync::atomic::Ordering;
     let mut net = Net::with_backends(Mode::Stateful, 2);
-    net.send(caller(), invite("c9", "z9hG4bKinv9"));
-    let out = net.out();
-    let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+    let (out, fwd) = net.invite_forwarded("c9", "z9hG4bKinv9");
     let (failure, freed) = chunked_datagram(&respond(&fwd, 500, "Held Here"));
     net.send(out[1].destination, failure);
     let out = net.out();
@@ -898,9 +878,7 @@ fn responses_are_matched_by_our_sent_by_however_it_is_written() {
         ("127.0.0.1:5061", false),
     ] {
         let mut net = Net::with_backends(Mode::Stateful, 1);
-        net.send(caller(), invite("c1", "z9hG4bKinv1"));
-        let out = net.out();
-        let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+        let (_, fwd) = net.invite_forwarded("c1", "z9hG4bKinv1");
         let ringing = respond(&fwd, 180, "Ringing");
         let text = String::from_utf8(ringing.to_vec()).unwrap();
         let text = text.replacen(

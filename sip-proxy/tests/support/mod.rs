@@ -100,6 +100,23 @@ impl Net {
         Message::parse(out[0].bytes.clone()).unwrap()
     }
 
+    /// Sends the caller's INVITE and returns what the proxy sent for it (its 100 Trying
+    /// to the caller, then the INVITE to a backend) with the forwarded INVITE parsed.
+    pub fn invite_forwarded(&mut self, call_id: &str, branch: &str) -> (Vec<Transmit>, Message) {
+        self.send(addr(CALLER), invite(call_id, branch));
+        let out = self.out();
+        assert!(out.len() >= 2, "{}", describe(&out));
+        assert_eq!(out[0].destination, addr(CALLER), "{}", describe(&out));
+        let fwd = Message::parse(out[1].bytes.clone()).unwrap();
+        assert_eq!(
+            fwd.method(),
+            Some(sip_core::Method::Invite),
+            "{}",
+            describe(&out)
+        );
+        (out, fwd)
+    }
+
     pub fn expect_none(&mut self) {
         let out = self.out();
         assert!(out.is_empty(), "expected nothing, got {}", describe(&out));
