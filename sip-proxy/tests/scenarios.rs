@@ -592,22 +592,22 @@ fn options_to_the_balancer_is_200_and_other_checks() {
     net.send(caller(), m);
     assert_eq!(net.expect_one(caller()).status_code(), Some(400));
     // Missing From, missing To: 400 naming the header.
-    let m = request("MESSAGE", "o5", "z9hG4bKo5", 1)
-        .replace("From: <sip:alice@127.0.0.1:5070>;tag=a-o5\r\n", "");
-    net.send(caller(), m);
-    let r = net.expect_one(caller());
-    assert_eq!(
-        (r.status_code(), r.reason()),
-        (Some(400), Some(&b"Missing From"[..]))
-    );
-    let m = request("MESSAGE", "o6", "z9hG4bKo6", 1)
-        .replace("To: <sip:service@127.0.0.1:5060>\r\n", "");
-    net.send(caller(), m);
-    let r = net.expect_one(caller());
-    assert_eq!(
-        (r.status_code(), r.reason()),
-        (Some(400), Some(&b"Missing To"[..]))
-    );
+    for (cid, line, reason) in [
+        (
+            "o5",
+            "From: <sip:alice@127.0.0.1:5070>;tag=a-o5\r\n",
+            "Missing From",
+        ),
+        ("o6", "To: <sip:service@127.0.0.1:5060>\r\n", "Missing To"),
+    ] {
+        let m = request("MESSAGE", cid, &format!("z9hG4bK{cid}"), 1).replace(line, "");
+        net.send(caller(), m);
+        let r = net.expect_one(caller());
+        assert_eq!(
+            (r.status_code(), r.reason()),
+            (Some(400), Some(reason.as_bytes()))
+        );
+    }
     // Both in their compact forms: forwarded.
     let m = request("MESSAGE", "o7", "z9hG4bKo7", 1)
         .replace("From: ", "f: ")
